@@ -1,0 +1,175 @@
+//! The server: `App::build` opens the store and loads keys; `App::serve` runs the accept loop
+//! (hyper http1 with a timer, a connection cap, graceful shutdown) until told to stop.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::crypto::keys::Keyring;
+use crate::crypto::password::PasswordHasher;
+use crate::error::Error;
+use crate::state::{AppState, GraceCache};
+use crate::store::{Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartupError {
+    /// The config file is invalid.
+    Config(crate::config::ConfigError),
+    /// The database could not be opened or initialised.
+    Store(StoreError),
+    /// Anything else (binding the listener, ...).
+    Other(String),
+}
+
+impl std::fmt::Display for StartupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartupError::Config(e) => write!(f, "{e}"),
+            StartupError::Store(e) => write!(f, "cannot open the database: {e}"),
+            StartupError::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for StartupError {}
+
+impl From<StoreError> for StartupError {
+    fn from(e: StoreError) -> Self {
+        StartupError::Store(e)
+    }
+}
+
+impl From<Error> for StartupError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Store(s) => StartupError::Store(s),
+            other => StartupError::Other(other.to_string()),
+        }
+    }
+}
+
+/// A built server, ready to serve a listener.
+#[derive(Debug)]
+pub struct App {
+    state: Arc<AppState>,
+}
+
+impl App {
+    /// Build on the real clock.
+    pub async fn build(config: Config) -> Result<App, StartupError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Build with an injected clock (tests control expiry with it).
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<App, StartupError> {
+        let path = config.db_path();
+        let store = crate::blocking::run(move || Store::open(&path))
+            .await
+            .map_err(|_| StartupError::Other("runtime shutting down".into()))??;
+        let keys = Keyring::new(store.signing_keys_or_create(clock.now()).await?)
+            .ok_or_else(|| StartupError::Other("no signing key".into()))?;
+        let p = &config.passwords;
+        let hasher = PasswordHasher::new(
+            p.scrypt_log_n,
+            p.scrypt_r,
+            p.scrypt_p,
+            p.max_concurrent_hashes,
+            p.queue_timeout,
+        )
+        .await?;
+        let state = AppState {
+            config,
+            store,
+            keys,
+            hasher,
+            clock,
+            refresh: tokio::sync::Mutex::new(GraceCache::default()),
+            draining: Default::default(),
+        };
+        Ok(App {
+            state: Arc::new(state),
+        })
+    }
+
+    /// Shared state; tests and benches use it to drive services directly.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Accept connections on `listener` until `shutdown` resolves, then stop accepting, let
+    /// in-flight requests finish for up to `limits.shutdown_grace`, and return.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let limits = &self.state.config.limits;
+        let slots = Arc::new(Semaphore::new(limits.max_connections));
+        let graceful = GracefulShutdown::new();
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .keep_alive(true)
+            .max_buf_size(limits.max_header_bytes);
+        tokio::pin!(shutdown);
+        loop {
+            // Take a connection slot before accepting: at the cap, new clients wait in the
+            // kernel's backlog instead of costing us memory.
+            let slot = tokio::select! {
+                s = slots.clone().acquire_owned() => match s {
+                    Ok(s) => s,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            };
+            let (stream, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and similar: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let state = self.state.clone();
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(crate::http::serve_request(state, req, peer).await) }
+            });
+            let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                drop(slot);
+            });
+        }
+        self.state.draining.store(true, Ordering::Relaxed);
+        drop(listener);
+        tracing::info!("shutting down: no longer accepting connections");
+        let grace = self.state.config.limits.shutdown_grace;
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "shutdown grace elapsed with requests still in flight"
+            );
+        }
+    }
+}

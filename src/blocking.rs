@@ -1,0 +1,17 @@
+//! The one way blocking work (scrypt, redb) leaves the async workers: tokio's blocking pool,
+//! with panics re-raised rather than turned into errors that would hide a bug.
+
+/// The blocking task was cancelled because the runtime is shutting down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+/// Run `work` on the blocking pool and wait for it.
+pub async fn run<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Cancelled> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(Cancelled),
+    }
+}

@@ -1,0 +1,575 @@
+//! The TOML config file: read it strictly into a validated `Config`, reporting every problem at once.
+//!
+//! Every key is optional; a missing key takes the default shown in `config/cloudheed-auth.toml`.
+//! An unknown key or a value of the wrong type or range is a problem that names the key, and
+//! all problems are reported together so a self-hoster fixes the file in one pass.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::domain::duration::parse_duration;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The validated configuration; no `Option`s where a default exists.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the HTTP listener binds.
+    pub listen: SocketAddr,
+    /// Directory holding `cloudheed-auth.redb`.
+    pub data_dir: PathBuf,
+    /// TOTP issuer: the label authenticator apps show.
+    pub issuer: String,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// `[accounts]`.
+    pub accounts: AccountsConfig,
+    /// `[tokens]`.
+    pub tokens: TokensConfig,
+    /// `[passwords]`.
+    pub passwords: PasswordsConfig,
+    /// `[api_keys]`.
+    pub api_keys: ApiKeysConfig,
+    /// `[rate_limits]`.
+    pub rate_limits: RateLimitsConfig,
+    /// `[cors]`.
+    pub cors: CorsConfig,
+    /// `[limits]`.
+    pub limits: LimitsConfig,
+}
+
+/// `[accounts]`.
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    /// Plan given to every new account.
+    pub default_plan: String,
+}
+
+/// `[tokens]`.
+#[derive(Debug, Clone)]
+pub struct TokensConfig {
+    /// The JWT `iss` claim.
+    pub issuer: String,
+    /// Access-token lifetime.
+    pub access_ttl: Duration,
+    /// Absolute lifetime of a session and so of every refresh token in it.
+    pub refresh_ttl: Duration,
+    /// How long a rotated-out refresh token may be presented again and get the same successor.
+    pub refresh_reuse_grace: Duration,
+}
+
+/// `[passwords]`.
+#[derive(Debug, Clone)]
+pub struct PasswordsConfig {
+    /// Fewest code points a password may have.
+    pub min_length: usize,
+    /// scrypt cost: N = 2^log_n.
+    pub scrypt_log_n: u8,
+    /// scrypt block size.
+    pub scrypt_r: u32,
+    /// scrypt parallelism.
+    pub scrypt_p: u32,
+    /// Most password hashes computed at once; each takes 128 * r * N bytes.
+    pub max_concurrent_hashes: usize,
+    /// How long a request waits for a hashing slot before it gets 503.
+    pub queue_timeout: Duration,
+}
+
+/// `[api_keys]`.
+#[derive(Debug, Clone)]
+pub struct ApiKeysConfig {
+    /// Prefix of every key, so secret scanners can recognise it.
+    pub prefix: String,
+    /// Scopes a key may be given.
+    pub scopes: Vec<String>,
+    /// Lifetime of a key created without `expires_in`.
+    pub default_expires_in: Duration,
+    /// Longest lifetime a key may ask for.
+    pub max_expires_in: Duration,
+    /// Most live keys one user may hold.
+    pub max_per_user: usize,
+}
+
+/// `[rate_limits]`.
+#[derive(Debug, Clone)]
+pub struct RateLimitsConfig {
+    /// Whether throttling is on.
+    pub enabled: bool,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// `[cors]`.
+#[derive(Debug, Clone)]
+pub struct CorsConfig {
+    /// Origins allowed to call the API from a browser; empty turns CORS off.
+    pub allowed_origins: Vec<String>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Largest request head (request line and headers) accepted; beyond it 431.
+    pub max_header_bytes: usize,
+    /// Time a client has to send a complete request head.
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a complete request body.
+    pub body_read_timeout: Duration,
+    /// Time an idle keep-alive connection is kept open.
+    pub idle_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+/// Everything wrong with a config file, one line per problem, each naming its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// One human-readable problem per entry.
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// === impl Config ===
+
+impl Default for Config {
+    fn default() -> Self {
+        match Config::from_toml("") {
+            Ok(c) => c,
+            Err(e) => unreachable!("the built-in defaults are valid: {e}"),
+        }
+    }
+}
+
+impl Config {
+    /// Name of the database file inside `data_dir`.
+    pub const DB_FILE: &'static str = "cloudheed-auth.redb";
+
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![format!("cannot read {}: {e}", path.display())],
+        })?;
+        Config::from_toml(&text)
+    }
+
+    /// Parse and validate config text. The empty string gives the defaults.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError {
+            problems: vec![format!("not valid TOML: {}", e.message())],
+        })?;
+        let mut p = Problems::default();
+        let mut root = Section::new("", table, &mut p);
+        let listen = root.parse_str("listen", "127.0.0.1:8080", |s| {
+            s.parse::<SocketAddr>()
+                .map_err(|_| "must be an address like \"127.0.0.1:8080\"".to_string())
+        });
+        let data_dir = PathBuf::from(root.string("data_dir", "./data"));
+        let issuer = root.string("issuer", "Cloudheed");
+        let log_format = root.parse_str("log_format", "text", |s| match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("must be \"text\" or \"json\"".to_string()),
+        });
+        let mut s = root.section("accounts");
+        let accounts = AccountsConfig {
+            default_plan: s.string("default_plan", "free"),
+        };
+        s.finish();
+        let mut s = root.section("tokens");
+        let tokens = TokensConfig {
+            issuer: s.string("issuer", "cloudheed-auth"),
+            access_ttl: s.positive_duration("access_ttl", "15m"),
+            refresh_ttl: s.positive_duration("refresh_ttl", "30d"),
+            refresh_reuse_grace: s.duration("refresh_reuse_grace", "0s"),
+        };
+        s.finish();
+        let mut s = root.section("passwords");
+        let passwords = PasswordsConfig {
+            min_length: s.int("min_length", 8, 8, 128),
+            scrypt_log_n: s.int("scrypt_log_n", 17, 10, 20),
+            scrypt_r: s.int("scrypt_r", 8, 1, 32),
+            scrypt_p: s.int("scrypt_p", 1, 1, 16),
+            max_concurrent_hashes: match s.int("max_concurrent_hashes", 0, 0, 1024) {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            },
+            queue_timeout: s.positive_duration("queue_timeout", "5s"),
+        };
+        s.finish();
+        let mut s = root.section("api_keys");
+        let api_keys = ApiKeysConfig {
+            prefix: s.parse_str("prefix", "ch_live_", |v| {
+                let ok = (3..=16).contains(&v.len())
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if ok {
+                    Ok(v.to_string())
+                } else {
+                    Err("must be 3 to 16 characters of A-Z, a-z, 0-9 or _".to_string())
+                }
+            }),
+            scopes: s.strings("scopes", &["databases:read", "databases:write"]),
+            default_expires_in: s.positive_duration("default_expires_in", "365d"),
+            max_expires_in: s.positive_duration("max_expires_in", "3650d"),
+            max_per_user: s.int("max_per_user", 100, 1, 100_000),
+        };
+        if api_keys.scopes.is_empty() {
+            s.problem("scopes", "must name at least one scope");
+        }
+        if api_keys.default_expires_in > api_keys.max_expires_in {
+            s.problem(
+                "default_expires_in",
+                "must not be longer than max_expires_in",
+            );
+        }
+        s.finish();
+        let mut s = root.section("rate_limits");
+        let rate_limits = RateLimitsConfig {
+            enabled: s.bool("enabled", true),
+            trusted_proxies: s
+                .strings("trusted_proxies", &[])
+                .iter()
+                .filter_map(|v| match v.parse::<IpAddr>() {
+                    Ok(ip) => Some(ip),
+                    Err(_) => {
+                        s.problem("trusted_proxies", &format!("{v:?} is not an IP address"));
+                        None
+                    }
+                })
+                .collect(),
+        };
+        s.finish();
+        let mut s = root.section("cors");
+        let cors = CorsConfig {
+            allowed_origins: s.strings("allowed_origins", &[]),
+        };
+        s.finish();
+        let mut s = root.section("limits");
+        let limits = LimitsConfig {
+            max_body_bytes: s.int("max_body_bytes", 65_536, 1024, 16 * 1024 * 1024),
+            // hyper's read buffer cannot be smaller than 8 KiB.
+            max_header_bytes: s.int("max_header_bytes", 16_384, 8192, 1024 * 1024),
+            header_read_timeout: s.positive_duration("header_read_timeout", "10s"),
+            body_read_timeout: s.positive_duration("body_read_timeout", "10s"),
+            idle_timeout: s.positive_duration("idle_timeout", "60s"),
+            max_connections: s.int("max_connections", 1024, 1, 1_000_000),
+            shutdown_grace: s.positive_duration("shutdown_grace", "10s"),
+        };
+        s.finish();
+        root.finish();
+        if !p.0.is_empty() {
+            return Err(ConfigError { problems: p.0 });
+        }
+        Ok(Config {
+            listen,
+            data_dir,
+            issuer,
+            log_format,
+            accounts,
+            tokens,
+            passwords,
+            api_keys,
+            rate_limits,
+            cors,
+            limits,
+        })
+    }
+
+    /// Path of the redb file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join(Self::DB_FILE)
+    }
+
+    /// A short, secret-free summary of the effective settings, for `check-config`.
+    pub fn summary(&self) -> String {
+        format!(
+            "listen = {}\ndata_dir = {}\ndatabase = {}\ntokens.issuer = {}\ntokens.access_ttl = {}s\ntokens.refresh_ttl = {}s\ntokens.refresh_reuse_grace = {}s\npasswords.scrypt = ln={},r={},p={}\npasswords.max_concurrent_hashes = {}\nlimits.max_body_bytes = {}\nlimits.max_connections = {}\n",
+            self.listen,
+            self.data_dir.display(),
+            self.db_path().display(),
+            self.tokens.issuer,
+            self.tokens.access_ttl.as_secs(),
+            self.tokens.refresh_ttl.as_secs(),
+            self.tokens.refresh_reuse_grace.as_secs(),
+            self.passwords.scrypt_log_n,
+            self.passwords.scrypt_r,
+            self.passwords.scrypt_p,
+            self.passwords.max_concurrent_hashes,
+            self.limits.max_body_bytes,
+            self.limits.max_connections,
+        )
+    }
+}
+
+// === impl Section ===
+
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+/// One TOML table being read: each typed getter takes its key out, and `finish` reports whatever
+/// is left as unknown, so typos are refused rather than silently ignored.
+struct Section<'p> {
+    prefix: String,
+    table: toml::Table,
+    problems: &'p mut Problems,
+}
+
+impl<'p> Section<'p> {
+    fn new(prefix: &str, table: toml::Table, problems: &'p mut Problems) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+            table,
+            problems,
+        }
+    }
+
+    fn key(&self, k: &str) -> String {
+        format!("{}{k}", self.prefix)
+    }
+
+    fn problem(&mut self, k: &str, msg: &str) {
+        let key = self.key(k);
+        self.problems.0.push(format!("{key}: {msg}"));
+    }
+
+    fn section(&mut self, name: &str) -> Section<'_> {
+        let table = match self.table.remove(name) {
+            None => toml::Table::new(),
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => {
+                self.problem(name, "must be a table ([section])");
+                toml::Table::new()
+            }
+        };
+        let prefix = format!("{}{name}.", self.prefix);
+        Section::new(&prefix, table, self.problems)
+    }
+
+    fn finish(self) {
+        for k in self.table.keys() {
+            self.problems
+                .0
+                .push(format!("{}{k}: unknown key", self.prefix));
+        }
+    }
+
+    fn string(&mut self, k: &str, default: &str) -> String {
+        match self.table.remove(k) {
+            None => default.to_string(),
+            Some(toml::Value::String(s)) => s,
+            Some(_) => {
+                self.problem(k, "must be a string");
+                default.to_string()
+            }
+        }
+    }
+
+    fn parse_str<T>(&mut self, k: &str, default: &str, f: impl Fn(&str) -> Result<T, String>) -> T {
+        let s = self.string(k, default);
+        match f(&s) {
+            Ok(v) => v,
+            Err(msg) => {
+                self.problem(k, &format!("{s:?} {msg}"));
+                match f(default) {
+                    Ok(v) => v,
+                    Err(e) => unreachable!("default for {k} is valid: {e}"),
+                }
+            }
+        }
+    }
+
+    fn duration(&mut self, k: &str, default: &str) -> Duration {
+        self.parse_str(k, default, |s| parse_duration(s).map_err(|e| e.to_string()))
+    }
+
+    fn positive_duration(&mut self, k: &str, default: &str) -> Duration {
+        self.parse_str(k, default, |s| match parse_duration(s) {
+            Ok(d) if d.is_zero() => Err("must be greater than zero".to_string()),
+            Ok(d) => Ok(d),
+            Err(e) => Err(e.to_string()),
+        })
+    }
+
+    fn int<T: TryFrom<i64> + Copy>(&mut self, k: &str, default: T, min: i64, max: i64) -> T {
+        match self.table.remove(k) {
+            None => default,
+            Some(toml::Value::Integer(n)) if (min..=max).contains(&n) => {
+                T::try_from(n).unwrap_or(default)
+            }
+            Some(toml::Value::Integer(n)) => {
+                self.problem(k, &format!("{n} must be between {min} and {max}"));
+                default
+            }
+            Some(_) => {
+                self.problem(k, "must be an integer");
+                default
+            }
+        }
+    }
+
+    fn bool(&mut self, k: &str, default: bool) -> bool {
+        match self.table.remove(k) {
+            None => default,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(_) => {
+                self.problem(k, "must be true or false");
+                default
+            }
+        }
+    }
+
+    fn strings(&mut self, k: &str, default: &[&str]) -> Vec<String> {
+        let fallback = || default.iter().map(|s| s.to_string()).collect();
+        match self.table.remove(k) {
+            None => fallback(),
+            Some(toml::Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        toml::Value::String(s) => out.push(s),
+                        _ => {
+                            self.problem(k, "must be a list of strings");
+                            return fallback();
+                        }
+                    }
+                }
+                out
+            }
+            Some(_) => {
+                self.problem(k, "must be a list of strings");
+                fallback()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        let c = Config::from_toml("").expect("defaults are valid");
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.issuer, "Cloudheed");
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.accounts.default_plan, "free");
+        assert_eq!(c.tokens.issuer, "cloudheed-auth");
+        assert_eq!(c.tokens.access_ttl, Duration::from_secs(900));
+        assert_eq!(c.tokens.refresh_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.tokens.refresh_reuse_grace, Duration::ZERO);
+        assert_eq!(c.passwords.min_length, 8);
+        assert_eq!(
+            (
+                c.passwords.scrypt_log_n,
+                c.passwords.scrypt_r,
+                c.passwords.scrypt_p
+            ),
+            (17, 8, 1)
+        );
+        assert!(c.passwords.max_concurrent_hashes >= 1);
+        assert_eq!(c.api_keys.prefix, "ch_live_");
+        assert_eq!(c.api_keys.max_per_user, 100);
+        assert!(c.rate_limits.enabled);
+        assert_eq!(c.limits.max_body_bytes, 65_536);
+        assert_eq!(c.limits.max_header_bytes, 16_384);
+        assert_eq!(c.limits.max_connections, 1024);
+    }
+
+    #[test]
+    fn the_shipped_example_config_is_valid_and_matches_the_defaults() {
+        let text = include_str!("../config/cloudheed-auth.toml");
+        let c = Config::from_toml(text).expect("example config is valid");
+        assert_eq!(c.summary(), Config::default().summary());
+    }
+
+    #[test]
+    fn reads_every_section() {
+        let c = Config::from_toml(
+            r#"
+            listen = "0.0.0.0:9000"
+            data_dir = "/var/lib/x"
+            log_format = "json"
+            [tokens]
+            access_ttl = "90s"
+            refresh_reuse_grace = "10s"
+            [passwords]
+            scrypt_log_n = 10
+            max_concurrent_hashes = 3
+            [rate_limits]
+            trusted_proxies = ["10.0.0.1", "::1"]
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.tokens.access_ttl, Duration::from_secs(90));
+        assert_eq!(c.tokens.refresh_reuse_grace, Duration::from_secs(10));
+        assert_eq!(c.passwords.scrypt_log_n, 10);
+        assert_eq!(c.passwords.max_concurrent_hashes, 3);
+        assert_eq!(c.rate_limits.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn reports_every_problem_at_once_naming_each_key() {
+        let err = Config::from_toml(
+            r#"
+            listen = "nowhere"
+            colour = "blue"
+            [tokens]
+            access_ttl = "15 minutes"
+            refresh_ttl = "0s"
+            [passwords]
+            scrypt_log_n = 25
+            min_length = "eight"
+            [limits]
+            max_conections = 5
+            [nonsense]
+            "#,
+        )
+        .expect_err("invalid");
+        let all = err.problems.join("\n");
+        for key in [
+            "listen:",
+            "colour: unknown key",
+            "tokens.access_ttl:",
+            "tokens.refresh_ttl: \"0s\" must be greater than zero",
+            "passwords.scrypt_log_n: 25 must be between 10 and 20",
+            "passwords.min_length: must be an integer",
+            "limits.max_conections: unknown key",
+            "nonsense: unknown key",
+        ] {
+            assert!(all.contains(key), "missing {key:?} in:\n{all}");
+        }
+        assert_eq!(err.problems.len(), 8, "{all}");
+    }
+
+    #[test]
+    fn refuses_bad_toml_with_a_message() {
+        let err = Config::from_toml("listen = ").expect_err("invalid");
+        assert!(err.problems[0].starts_with("not valid TOML"));
+    }
+}

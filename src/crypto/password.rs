@@ -1,0 +1,213 @@
+//! Password hashing with scrypt (PHC strings), on a bounded pool that never runs on async workers.
+//!
+//! Each hash at the default cost takes ~400 ms and 128 MiB, so an unbounded pool would let a
+//! login storm take all memory. At most `max_concurrent_hashes` run at once; a request that cannot
+//! get a slot within `queue_timeout` is answered 503 `overloaded` rather than left to pile up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scrypt::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use scrypt::{Params, Scrypt};
+use tokio::sync::Semaphore;
+
+use crate::domain::password::Password;
+use crate::error::Error;
+
+use super::random;
+
+/// The outcome of checking a password against a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// The password matched.
+    pub ok: bool,
+    /// The stored hash used other scrypt parameters than the configured ones.
+    pub needs_rehash: bool,
+}
+
+/// scrypt with fixed parameters and a bounded number of concurrent computations.
+#[derive(Debug, Clone)]
+pub struct PasswordHasher {
+    params: Params,
+    slots: Arc<Semaphore>,
+    queue_timeout: Duration,
+    /// A real hash of a random password, verified against when the email is unknown so that
+    /// an unknown email costs the same time as a wrong password.
+    dummy: Arc<str>,
+}
+
+impl PasswordHasher {
+    /// Build the hasher; computes the dummy hash once, off the async workers.
+    pub async fn new(
+        log_n: u8,
+        r: u32,
+        p: u32,
+        max_concurrent: usize,
+        queue_timeout: Duration,
+    ) -> Result<Self, Error> {
+        let params = Params::new(log_n, r, p, Params::RECOMMENDED_LEN)
+            .map_err(|e| Error::Internal(format!("scrypt parameters: {e}")))?;
+        let dummy_pw = Password::new(random::token());
+        let dummy = run_blocking(move || hash_with(&params, &dummy_pw)).await??;
+        Ok(Self {
+            params,
+            slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            queue_timeout,
+            dummy: dummy.into(),
+        })
+    }
+
+    /// Hash a new password into a PHC string.
+    pub async fn hash(&self, password: Password) -> Result<String, Error> {
+        let params = self.params;
+        self.on_pool(move || hash_with(&params, &password)).await?
+    }
+
+    /// Check `password` against `stored`, or against the dummy hash when there is no account,
+    /// so both cases spend one hash. `None` never verifies.
+    pub async fn verify(
+        &self,
+        password: Password,
+        stored: Option<String>,
+    ) -> Result<Verified, Error> {
+        let params = self.params;
+        let known = stored.is_some();
+        let phc = stored.unwrap_or_else(|| self.dummy.to_string());
+        let v = self
+            .on_pool(move || verify_with(&params, &password, &phc))
+            .await?;
+        Ok(Verified {
+            ok: v.ok && known,
+            needs_rehash: v.needs_rehash && known,
+        })
+    }
+
+    /// Hashing slots free right now.
+    pub fn free_slots(&self) -> usize {
+        self.slots.available_permits()
+    }
+
+    async fn on_pool<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let permit = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::Overloaded {
+                retry_after: Duration::from_secs(2),
+            })?
+            .map_err(|_| Error::Internal("hashing pool closed".into()))?;
+        run_blocking(move || {
+            let _slot = permit;
+            work()
+        })
+        .await
+    }
+}
+
+async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
+    crate::blocking::run(work)
+        .await
+        .map_err(|_| Error::Internal("blocking task cancelled".into()))
+}
+
+/// Hash synchronously with a fresh 128-bit salt.
+pub fn hash_with(params: &Params, password: &Password) -> Result<String, Error> {
+    let salt = SaltString::encode_b64(&random::bytes::<16>())
+        .map_err(|e| Error::Internal(format!("salt: {e}")))?;
+    Scrypt
+        .hash_password_customized(password.expose().as_bytes(), None, None, *params, &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Internal(format!("scrypt: {e}")))
+}
+
+/// Verify synchronously; also reports whether the stored parameters differ from `params`.
+pub fn verify_with(params: &Params, password: &Password, phc: &str) -> Verified {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return Verified {
+            ok: false,
+            needs_rehash: false,
+        };
+    };
+    let ok = Scrypt
+        .verify_password(password.expose().as_bytes(), &parsed)
+        .is_ok();
+    let stored = Params::try_from(&parsed).ok();
+    let needs_rehash = stored
+        .is_none_or(|s| (s.log_n(), s.r(), s.p()) != (params.log_n(), params.r(), params.p()));
+    Verified { ok, needs_rehash }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(log_n: u8) -> Params {
+        Params::new(log_n, 8, 1, Params::RECOMMENDED_LEN).expect("valid")
+    }
+
+    #[test]
+    fn hashes_are_salted_phc_strings_that_verify() {
+        let pw = Password::new("correct horse battery staple".into());
+        let a = hash_with(&params(10), &pw).expect("hash");
+        let b = hash_with(&params(10), &pw).expect("hash");
+        assert!(a.starts_with("$scrypt$ln=10,r=8,p=1$"), "{a}");
+        assert_ne!(a, b, "salts differ");
+        assert_eq!(
+            verify_with(&params(10), &pw, &a),
+            Verified {
+                ok: true,
+                needs_rehash: false
+            }
+        );
+        let wrong = Password::new("correct horse battery stapl".into());
+        assert!(!verify_with(&params(10), &wrong, &a).ok);
+    }
+
+    #[test]
+    fn a_cost_change_asks_for_a_rehash() {
+        let pw = Password::new("correct horse battery staple".into());
+        let old = hash_with(&params(10), &pw).expect("hash");
+        let v = verify_with(&params(11), &pw, &old);
+        assert!(v.ok && v.needs_rehash);
+    }
+
+    #[test]
+    fn garbage_hashes_never_verify() {
+        let pw = Password::new("anything at all".into());
+        assert!(!verify_with(&params(10), &pw, "not a phc string").ok);
+        assert!(!verify_with(&params(10), &pw, "").ok);
+    }
+
+    #[tokio::test]
+    async fn unknown_accounts_spend_a_hash_and_never_verify() {
+        let h = PasswordHasher::new(10, 8, 1, 2, Duration::from_secs(5))
+            .await
+            .expect("hasher");
+        let v = h
+            .verify(Password::new("whatever-password".into()), None)
+            .await
+            .expect("ran");
+        assert!(!v.ok && !v.needs_rehash);
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_answers_overloaded_after_the_wait() {
+        let h = PasswordHasher::new(10, 8, 1, 1, Duration::from_millis(50))
+            .await
+            .expect("hasher");
+        let held = h.slots.clone().acquire_owned().await.expect("slot");
+        let err = h
+            .hash(Password::new("another password".into()))
+            .await
+            .expect_err("pool is full");
+        assert!(matches!(err, Error::Overloaded { .. }));
+        drop(held);
+        assert!(h
+            .hash(Password::new("another password".into()))
+            .await
+            .is_ok());
+    }
+}

@@ -1,0 +1,6 @@
+//! Domain types: parsed, validated values and the models services work with. No HTTP, no redb.
+
+pub mod duration;
+pub mod models;
+pub mod password;
+pub mod types;

@@ -1,0 +1,202 @@
+//! The crate-wide error: every failure a request can meet, with its status and `message_code`.
+//!
+//! `status()` and `code()` are exhaustive matches with no wildcard arm, so a new variant does not
+//! compile until it has both. Rendering lives in `http::response`, the one place errors become
+//! responses.
+
+use std::time::Duration;
+
+use crate::store::StoreError;
+
+/// A field-level validation failure, reported in a 422's `errors` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The request field, as the client spelled it.
+    pub field: &'static str,
+    /// Why: `required`, `too_short`, `too_long`, `invalid_format`, `password_too_common`, ...
+    pub code: &'static str,
+}
+
+/// Everything that can go wrong while serving a request.
+#[derive(Debug)]
+pub enum Error {
+    // ---- client errors: safe to describe ----
+    /// 400: malformed JSON, wrong types, invalid UTF-8, nesting too deep. The text is ours, never
+    /// an echo of the input.
+    InvalidRequest(String),
+    /// 404: no such route, or no such object visible to the caller.
+    NotFound,
+    /// 405: the path exists but not with this method; carries the `Allow` value.
+    MethodNotAllowed(&'static str),
+    /// 408: the body did not arrive within `limits.body_read_timeout`.
+    RequestTimeout,
+    /// 413: body above `limits.max_body_bytes`.
+    PayloadTooLarge,
+    /// 415: a body that is not declared as JSON.
+    UnsupportedMediaType,
+    /// 422: the body parsed but its values break the rules.
+    Validation(Vec<FieldError>),
+    /// 401: bearer missing, malformed, expired, revoked.
+    Unauthorized,
+    /// 401: login with a wrong email or password; identical for both.
+    InvalidCredentials,
+    /// 401: unknown, expired, rotated-out or revoked refresh token.
+    InvalidRefreshToken,
+    /// 409: an account with this email exists.
+    EmailTaken,
+    /// 503: the password-hashing pool is full and the wait ran out.
+    Overloaded {
+        /// Sent as `Retry-After`.
+        retry_after: Duration,
+    },
+    // ---- server errors: logged with the request id, never described to the client ----
+    /// 500: the store failed.
+    Store(StoreError),
+    /// 500: anything else that should not happen.
+    Internal(String),
+}
+
+impl Error {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::InvalidRequest(_) => 400,
+            Error::Unauthorized | Error::InvalidCredentials | Error::InvalidRefreshToken => 401,
+            Error::NotFound => 404,
+            Error::MethodNotAllowed(_) => 405,
+            Error::RequestTimeout => 408,
+            Error::EmailTaken => 409,
+            Error::PayloadTooLarge => 413,
+            Error::UnsupportedMediaType => 415,
+            Error::Validation(_) => 422,
+            Error::Store(_) | Error::Internal(_) => 500,
+            Error::Overloaded { .. } => 503,
+        }
+    }
+
+    /// The stable `message_code` clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidRequest(_) => "invalid_request",
+            Error::NotFound => "not_found",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
+            Error::RequestTimeout => "request_timeout",
+            Error::PayloadTooLarge => "payload_too_large",
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::Validation(_) => "validation_failed",
+            Error::Unauthorized => "unauthorized",
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::InvalidRefreshToken => "invalid_refresh_token",
+            Error::EmailTaken => "email_taken",
+            Error::Overloaded { .. } => "overloaded",
+            Error::Store(_) | Error::Internal(_) => "internal_error",
+        }
+    }
+
+    /// A sentence for humans. Server errors say nothing about their cause.
+    pub fn message(&self) -> String {
+        match self {
+            Error::InvalidRequest(why) => why.clone(),
+            Error::NotFound => "Nothing here.".into(),
+            Error::MethodNotAllowed(allow) => format!("This path accepts only {allow}."),
+            Error::RequestTimeout => "The request body did not arrive in time.".into(),
+            Error::PayloadTooLarge => "The request body is too large.".into(),
+            Error::UnsupportedMediaType => {
+                "Send the body as JSON with Content-Type: application/json.".into()
+            }
+            Error::Validation(_) => "Some fields are invalid; see errors.".into(),
+            Error::Unauthorized => "A valid bearer token is required.".into(),
+            Error::InvalidCredentials => "The email or password is incorrect.".into(),
+            Error::InvalidRefreshToken => "The refresh token is invalid or expired.".into(),
+            Error::EmailTaken => "An account with this email already exists.".into(),
+            Error::Overloaded { .. } => "The server is busy; try again shortly.".into(),
+            Error::Store(_) | Error::Internal(_) => "An internal error occurred.".into(),
+        }
+    }
+
+    /// Whether this error is the server's fault (logged at error level with its cause).
+    pub fn is_server_error(&self) -> bool {
+        self.status() >= 500 && !matches!(self, Error::Overloaded { .. })
+    }
+
+    /// A 422 with one field error.
+    pub fn field(field: &'static str, code: &'static str) -> Self {
+        Error::Validation(vec![FieldError { field, code }])
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Store(e)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Store(e) => write!(f, "store: {e}"),
+            Error::Internal(why) => write!(f, "internal: {why}"),
+            other => f.write_str(other.code()),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_maps_to_the_documented_status_and_code() {
+        let cases: Vec<(Error, u16, &str)> = vec![
+            (Error::InvalidRequest("x".into()), 400, "invalid_request"),
+            (Error::NotFound, 404, "not_found"),
+            (Error::MethodNotAllowed("GET"), 405, "method_not_allowed"),
+            (Error::RequestTimeout, 408, "request_timeout"),
+            (Error::PayloadTooLarge, 413, "payload_too_large"),
+            (Error::UnsupportedMediaType, 415, "unsupported_media_type"),
+            (
+                Error::field("email", "invalid_format"),
+                422,
+                "validation_failed",
+            ),
+            (Error::Unauthorized, 401, "unauthorized"),
+            (Error::InvalidCredentials, 401, "invalid_credentials"),
+            (Error::InvalidRefreshToken, 401, "invalid_refresh_token"),
+            (Error::EmailTaken, 409, "email_taken"),
+            (
+                Error::Overloaded {
+                    retry_after: Duration::from_secs(1),
+                },
+                503,
+                "overloaded",
+            ),
+            (
+                Error::Store(StoreError::Corrupt("t".into())),
+                500,
+                "internal_error",
+            ),
+            (
+                Error::Internal("secret detail".into()),
+                500,
+                "internal_error",
+            ),
+        ];
+        for (e, status, code) in cases {
+            assert_eq!((e.status(), e.code()), (status, code), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn server_errors_never_describe_their_cause() {
+        let e = Error::Internal("path /var/lib/x and a secret".into());
+        assert!(!e.message().contains("secret"));
+        assert!(!e.message().contains("/var"));
+        assert!(e.is_server_error());
+        assert!(!Error::Overloaded {
+            retry_after: Duration::from_secs(1)
+        }
+        .is_server_error());
+    }
+}

@@ -1,0 +1,124 @@
+//! Reading request bodies: JSON only, capped in size and time, parsed strictly into wire types.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header;
+use hyper::Request;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+
+/// Read the body of `req` as JSON into `T`.
+///
+/// 415 unless the body is declared `application/json`; 413 above `max_bytes` (by
+/// `Content-Length` before reading, or while reading a chunked body); 408 when it does not arrive
+/// within `timeout`; 400 for anything that is not exactly one JSON document of the right shape.
+pub async fn read_json<T: DeserializeOwned>(
+    req: Request<Incoming>,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<T, Error> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(Error::UnsupportedMediaType);
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_bytes as u64) {
+        return Err(Error::PayloadTooLarge);
+    }
+    let collected =
+        tokio::time::timeout(timeout, Limited::new(req.into_body(), max_bytes).collect())
+            .await
+            .map_err(|_| Error::RequestTimeout)?;
+    let bytes = match collected {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(Error::PayloadTooLarge),
+        Err(_) => {
+            return Err(Error::InvalidRequest(
+                "The request body could not be read.".into(),
+            ))
+        }
+    };
+    parse_json(&bytes)
+}
+
+/// Parse one JSON document into `T`. The message names a missing, unknown or duplicated field,
+/// which is safe; it never echoes a value the client sent.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let text = e.to_string();
+        let field_problem = ["missing field", "unknown field", "duplicate field"]
+            .iter()
+            .any(|p| text.starts_with(p));
+        let message = if field_problem {
+            // serde's text up to the position: "unknown field `plan`, expected one of ...".
+            let cut = text.find(" at line").unwrap_or(text.len());
+            format!("Invalid request body: {}.", &text[..cut])
+        } else if e.is_syntax() || e.is_eof() {
+            "The request body is not valid JSON.".to_string()
+        } else {
+            "The request body has a value of the wrong type.".to_string()
+        };
+        Error::InvalidRequest(message)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct T {
+        email: Option<String>,
+        n: Option<u32>,
+    }
+
+    fn msg(bytes: &[u8]) -> String {
+        match parse_json::<T>(bytes) {
+            Err(Error::InvalidRequest(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_every_malformed_body_without_echoing_it() {
+        for bad in [
+            &b"{"[..],
+            b"",
+            b"{\"email\": \"a\"}xyz",
+            b"{\"email\": \"a\"}{}",
+            b"\xef\xbb\xbf{}",
+            b"{\"email\": \"\xff\"}",
+            b"{\"email\": 123}",
+            b"{\"n\": 1e1000000}",
+            b"{\"n\": 123456789012345678901234567890}",
+            b"{\"n\": -0}",
+            b"[]",
+        ] {
+            let m = msg(bad);
+            assert!(!m.contains("123") && !m.contains("xyz"), "{m}");
+        }
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        msg(deep.as_bytes());
+    }
+
+    #[test]
+    fn names_unknown_and_duplicate_fields() {
+        assert!(msg(br#"{"plan":"pro"}"#).contains("unknown field `plan`"));
+        assert!(msg(br#"{"email":"a","email":"b"}"#).contains("duplicate field `email`"));
+    }
+}

@@ -1,0 +1,190 @@
+//! Wire types: request bodies as clients send them and response bodies as the spec shows them.
+//! Field names follow `spec/cloudheed-auth-api-reference.txt`; no logic lives here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::rfc3339;
+use crate::crypto::keys::PublicJwk;
+use crate::domain::models::{Session, User};
+use crate::service::tokens::TokenPair;
+
+/// `POST /v1/auth/register`. Required fields are `Option` so a missing one is a 422 naming it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// Email.
+    pub email: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+    /// Name.
+    pub name: Option<String>,
+    /// Company.
+    pub company: Option<String>,
+}
+
+/// `POST /v1/auth/login`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Email.
+    pub email: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+    /// TOTP or backup code, for accounts with two-factor authentication.
+    pub totp_code: Option<String>,
+}
+
+/// `POST /v1/auth/refresh`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token.
+    pub refresh_token: Option<String>,
+}
+
+/// `user` in the register response.
+#[derive(Debug, Serialize)]
+pub struct RegisteredUser<'a> {
+    id: &'a str,
+    email: &'a str,
+    name: &'a str,
+}
+
+/// `user` in the login response.
+#[derive(Debug, Serialize)]
+pub struct LoggedInUser<'a> {
+    id: &'a str,
+    email: &'a str,
+    name: &'a str,
+    two_factor_enabled: bool,
+}
+
+/// `{token, refresh_token[, user]}`.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse<'a, U: Serialize> {
+    token: &'a str,
+    refresh_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<U>,
+}
+
+/// Register's 201 body.
+pub fn registered<'a>(pair: &'a TokenPair, u: &'a User) -> TokenResponse<'a, RegisteredUser<'a>> {
+    TokenResponse {
+        token: pair.access_token.expose(),
+        refresh_token: pair.refresh_token.expose(),
+        user: Some(RegisteredUser {
+            id: &u.id,
+            email: &u.email,
+            name: &u.name,
+        }),
+    }
+}
+
+/// Login's 200 body.
+pub fn logged_in<'a>(pair: &'a TokenPair, u: &'a User) -> TokenResponse<'a, LoggedInUser<'a>> {
+    TokenResponse {
+        token: pair.access_token.expose(),
+        refresh_token: pair.refresh_token.expose(),
+        user: Some(LoggedInUser {
+            id: &u.id,
+            email: &u.email,
+            name: &u.name,
+            two_factor_enabled: u.two_factor_enabled,
+        }),
+    }
+}
+
+/// Refresh's 200 body.
+pub fn refreshed(pair: &TokenPair) -> TokenResponse<'_, ()> {
+    TokenResponse {
+        token: pair.access_token.expose(),
+        refresh_token: pair.refresh_token.expose(),
+        user: None,
+    }
+}
+
+/// `GET /v1/auth/me`.
+#[derive(Debug, Serialize)]
+pub struct MeResponse<'a> {
+    id: &'a str,
+    email: &'a str,
+    name: &'a str,
+    company: Option<&'a str>,
+    plan: &'a str,
+    two_factor_enabled: bool,
+    email_verified_at: Option<String>,
+    created_at: String,
+}
+
+impl<'a> From<&'a User> for MeResponse<'a> {
+    fn from(u: &'a User) -> Self {
+        MeResponse {
+            id: &u.id,
+            email: &u.email,
+            name: &u.name,
+            company: u.company.as_deref(),
+            plan: &u.plan,
+            two_factor_enabled: u.two_factor_enabled,
+            email_verified_at: u.email_verified_at.map(rfc3339),
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+/// One entry of `GET /v1/auth/sessions`.
+#[derive(Debug, Serialize)]
+pub struct SessionItem<'a> {
+    id: &'a str,
+    created_at: String,
+    last_used_at: String,
+    user_agent: Option<&'a str>,
+    ip: Option<&'a str>,
+    current: bool,
+}
+
+/// `GET /v1/auth/sessions`.
+#[derive(Debug, Serialize)]
+pub struct SessionsResponse<'a> {
+    sessions: Vec<SessionItem<'a>>,
+}
+
+impl<'a> SessionsResponse<'a> {
+    /// The list, marking the caller's own session.
+    pub fn new(sessions: &'a [Session], current: &str) -> Self {
+        SessionsResponse {
+            sessions: sessions
+                .iter()
+                .map(|s| SessionItem {
+                    id: &s.id,
+                    created_at: rfc3339(s.created_at),
+                    last_used_at: rfc3339(s.last_used_at),
+                    user_agent: s.user_agent.as_deref(),
+                    ip: s.ip.as_deref(),
+                    current: s.id == current,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `{message_code}` for successes that return nothing else.
+#[derive(Debug, Serialize)]
+pub struct MessageResponse {
+    /// The outcome.
+    pub message_code: &'static str,
+}
+
+/// `GET /.well-known/jwks.json`.
+#[derive(Debug, Serialize)]
+pub struct JwksResponse<'a> {
+    /// Public keys, newest first.
+    pub keys: &'a [PublicJwk],
+}
+
+/// `GET /healthz`, `GET /readyz`.
+#[derive(Debug, Serialize)]
+pub struct StatusResponse {
+    /// "ok" or "ready".
+    pub status: &'static str,
+}

@@ -1,0 +1,117 @@
+//! `register`, `login`, `refresh`, `me`.
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+
+use crate::domain::password::Password;
+use crate::domain::types::{Company, DisplayName, Email};
+use crate::error::{Error, FieldError};
+use crate::http::body::read_json;
+use crate::http::dto::{self, LoginRequest, MeResponse, RefreshRequest, RegisterRequest};
+use crate::http::response::{json, Body};
+use crate::http::Ctx;
+use crate::secret::Secret;
+use crate::service::accounts::{self, Registration};
+use crate::service::tokens;
+use crate::state::AppState;
+
+async fn body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    req: Request<Incoming>,
+) -> Result<T, Error> {
+    let limits = &state.config.limits;
+    read_json(req, limits.max_body_bytes, limits.body_read_timeout).await
+}
+
+/// `POST /v1/auth/register` → 201.
+pub async fn register(
+    state: &AppState,
+    req: Request<Incoming>,
+    ctx: Ctx,
+) -> Result<Response<Body>, Error> {
+    let dto: RegisterRequest = body(state, req).await?;
+    let reg = parse_registration(dto, state.config.passwords.min_length)?;
+    let (pair, user) = accounts::register(state, reg, ctx.client).await?;
+    Ok(json(StatusCode::CREATED, &dto::registered(&pair, &user)))
+}
+
+/// Every field problem at once, as one 422.
+fn parse_registration(dto: RegisterRequest, min_length: usize) -> Result<Registration, Error> {
+    let mut errors = Vec::new();
+    let required = |field| FieldError {
+        field,
+        code: "required",
+    };
+    let email = keep(
+        &mut errors,
+        dto.email
+            .as_deref()
+            .ok_or(required("email"))
+            .and_then(Email::parse),
+    );
+    let name = keep(
+        &mut errors,
+        dto.name
+            .as_deref()
+            .ok_or(required("name"))
+            .and_then(DisplayName::parse),
+    );
+    let company = keep(&mut errors, Company::parse(dto.company.as_deref()));
+    let password = keep(
+        &mut errors,
+        dto.password.ok_or(required("password")).and_then(|p| {
+            let p = Password::new(p);
+            p.check_new(min_length, email.as_ref().map(Email::as_str))
+                .map(|()| p)
+        }),
+    );
+    match (email, password, name, company) {
+        (Some(email), Some(password), Some(name), Some(company)) if errors.is_empty() => {
+            Ok(Registration {
+                email,
+                password,
+                name,
+                company,
+            })
+        }
+        _ => Err(Error::Validation(errors)),
+    }
+}
+
+fn keep<T>(errors: &mut Vec<FieldError>, r: Result<T, FieldError>) -> Option<T> {
+    r.map_err(|e| errors.push(e)).ok()
+}
+
+/// `POST /v1/auth/login` → 200.
+pub async fn login(
+    state: &AppState,
+    req: Request<Incoming>,
+    ctx: Ctx,
+) -> Result<Response<Body>, Error> {
+    let dto: LoginRequest = body(state, req).await?;
+    let (email, password) = match (dto.email, dto.password) {
+        (Some(e), Some(p)) => (e, Password::new(p)),
+        (e, _) => {
+            let field = if e.is_none() { "email" } else { "password" };
+            return Err(Error::field(field, "required"));
+        }
+    };
+    let (pair, user) = accounts::login(state, &email, password, ctx.client).await?;
+    Ok(json(StatusCode::OK, &dto::logged_in(&pair, &user)))
+}
+
+/// `POST /v1/auth/refresh` → 200.
+pub async fn refresh(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let dto: RefreshRequest = body(state, req).await?;
+    let presented = dto
+        .refresh_token
+        .ok_or(Error::field("refresh_token", "required"))?;
+    let pair = tokens::refresh(state, Secret::new(presented)).await?;
+    Ok(json(StatusCode::OK, &dto::refreshed(&pair)))
+}
+
+/// `GET /v1/auth/me` → 200.
+pub fn me(ctx: Ctx) -> Result<Response<Body>, Error> {
+    let who = ctx.caller()?;
+    Ok(json(StatusCode::OK, &MeResponse::from(&who.user)))
+}

@@ -1,0 +1,42 @@
+//! `jwks`, `healthz`, `readyz`: what other services and orchestrators ask.
+
+use std::sync::atomic::Ordering;
+
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+
+use crate::error::Error;
+use crate::http::dto::{JwksResponse, StatusResponse};
+use crate::http::response::{json, Body};
+use crate::state::AppState;
+
+/// `GET /.well-known/jwks.json`: public keys only. Verifiers may cache it for a minute.
+pub fn jwks(state: &AppState) -> Response<Body> {
+    let mut resp = json(
+        StatusCode::OK,
+        &JwksResponse {
+            keys: state.keys.jwks(),
+        },
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    resp
+}
+
+/// `GET /healthz`: the process is up and serving HTTP.
+pub fn healthz() -> Response<Body> {
+    json(StatusCode::OK, &StatusResponse { status: "ok" })
+}
+
+/// `GET /readyz`: the store answers and the server is not draining; otherwise 503.
+pub async fn readyz(state: &AppState) -> Result<Response<Body>, Error> {
+    if state.draining.load(Ordering::Relaxed) {
+        return Err(Error::Overloaded {
+            retry_after: std::time::Duration::from_secs(1),
+        });
+    }
+    state.store.schema_version().await?;
+    Ok(json(StatusCode::OK, &StatusResponse { status: "ready" }))
+}

@@ -1,0 +1,18 @@
+//! Handlers, one module per resource: decode the request, parse into domain types, call the
+//! service, encode the response. Rules live in `service`.
+
+pub mod accounts;
+pub mod health;
+pub mod sessions;
+
+use crate::domain::models::Principal;
+use crate::error::Error;
+
+use super::Ctx;
+
+impl Ctx {
+    /// The caller of a session route; the dispatcher has already authenticated it.
+    fn caller(&self) -> Result<&Principal, Error> {
+        self.principal.as_ref().ok_or(Error::Unauthorized)
+    }
+}

@@ -1,0 +1,199 @@
+//! The route table: every path and method the server answers, parsed in one place.
+//!
+//! | method | path                        | route          | access  |
+//! |--------|-----------------------------|----------------|---------|
+//! | POST   | /v1/auth/register           | Register       | public  |
+//! | POST   | /v1/auth/login              | Login          | public  |
+//! | POST   | /v1/auth/refresh            | Refresh        | public  |
+//! | POST   | /v1/auth/logout             | Logout         | session |
+//! | GET    | /v1/auth/me                 | Me             | session |
+//! | GET    | /v1/auth/sessions           | ListSessions   | session |
+//! | DELETE | /v1/auth/sessions/{id}      | RevokeSession  | session |
+//! | GET    | /.well-known/jwks.json      | Jwks           | public  |
+//! | GET    | /healthz                    | Healthz        | public  |
+//! | GET    | /readyz                     | Readyz         | public  |
+//!
+//! A known path with another method is 405 with `Allow`; anything else is 404.
+
+use hyper::Method;
+
+use crate::error::Error;
+
+/// One endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Create an account.
+    Register,
+    /// Password login.
+    Login,
+    /// Rotate a refresh token.
+    Refresh,
+    /// End the current session.
+    Logout,
+    /// The caller's profile.
+    Me,
+    /// The caller's sessions.
+    ListSessions,
+    /// End one of the caller's sessions.
+    RevokeSession(String),
+    /// Public signing keys.
+    Jwks,
+    /// Liveness.
+    Healthz,
+    /// Readiness.
+    Readyz,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone.
+    Public,
+    /// A bearer access token of a live session.
+    Session,
+}
+
+const SESSIONS_PREFIX: &str = "/v1/auth/sessions/";
+
+impl Route {
+    /// Map a method and path to a route, or to the 404/405 the client deserves.
+    pub fn parse(method: &Method, path: &str) -> Result<Route, Error> {
+        let (allow, want, route) = match path {
+            "/v1/auth/register" => ("POST", Method::POST, Route::Register),
+            "/v1/auth/login" => ("POST", Method::POST, Route::Login),
+            "/v1/auth/refresh" => ("POST", Method::POST, Route::Refresh),
+            "/v1/auth/logout" => ("POST", Method::POST, Route::Logout),
+            "/v1/auth/me" => ("GET", Method::GET, Route::Me),
+            "/v1/auth/sessions" => ("GET", Method::GET, Route::ListSessions),
+            "/.well-known/jwks.json" => ("GET", Method::GET, Route::Jwks),
+            "/healthz" => ("GET", Method::GET, Route::Healthz),
+            "/readyz" => ("GET", Method::GET, Route::Readyz),
+            p => match p.strip_prefix(SESSIONS_PREFIX) {
+                Some(id) if is_id(id) => (
+                    "DELETE",
+                    Method::DELETE,
+                    Route::RevokeSession(id.to_string()),
+                ),
+                _ => return Err(Error::NotFound),
+            },
+        };
+        if *method == want {
+            Ok(route)
+        } else {
+            Err(Error::MethodNotAllowed(allow))
+        }
+    }
+
+    /// Who may call this route. The default for anything new should be the strictest.
+    pub fn access(&self) -> Access {
+        match self {
+            Route::Register
+            | Route::Login
+            | Route::Refresh
+            | Route::Jwks
+            | Route::Healthz
+            | Route::Readyz => Access::Public,
+            Route::Logout | Route::Me | Route::ListSessions | Route::RevokeSession(_) => {
+                Access::Session
+            }
+        }
+    }
+
+    /// A fixed name for logs: never the raw path, which may carry ids or junk.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Route::Register => "register",
+            Route::Login => "login",
+            Route::Refresh => "refresh",
+            Route::Logout => "logout",
+            Route::Me => "me",
+            Route::ListSessions => "list_sessions",
+            Route::RevokeSession(_) => "revoke_session",
+            Route::Jwks => "jwks",
+            Route::Healthz => "healthz",
+            Route::Readyz => "readyz",
+        }
+    }
+}
+
+/// Ids we hand out are short and plain; anything else cannot name one of them.
+fn is_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_route_table() {
+        let ok = [
+            (Method::POST, "/v1/auth/register", Route::Register),
+            (Method::POST, "/v1/auth/login", Route::Login),
+            (Method::POST, "/v1/auth/refresh", Route::Refresh),
+            (Method::POST, "/v1/auth/logout", Route::Logout),
+            (Method::GET, "/v1/auth/me", Route::Me),
+            (Method::GET, "/v1/auth/sessions", Route::ListSessions),
+            (
+                Method::DELETE,
+                "/v1/auth/sessions/ses-abc",
+                Route::RevokeSession("ses-abc".into()),
+            ),
+            (Method::GET, "/.well-known/jwks.json", Route::Jwks),
+            (Method::GET, "/healthz", Route::Healthz),
+            (Method::GET, "/readyz", Route::Readyz),
+        ];
+        for (m, p, r) in ok {
+            assert_eq!(Route::parse(&m, p).expect(p), r);
+        }
+    }
+
+    #[test]
+    fn wrong_methods_are_405_with_allow() {
+        for (m, p, allow) in [
+            (Method::GET, "/v1/auth/login", "POST"),
+            (Method::PUT, "/v1/auth/register", "POST"),
+            (Method::TRACE, "/v1/auth/me", "GET"),
+            (Method::POST, "/v1/auth/sessions/ses-1", "DELETE"),
+        ] {
+            match Route::parse(&m, p) {
+                Err(Error::MethodNotAllowed(a)) => assert_eq!(a, allow, "{p}"),
+                other => panic!("{m} {p}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_404() {
+        for p in [
+            "/",
+            "/v1/auth/me/",
+            "/v1/auth",
+            "/V1/auth/me",
+            "/v1/auth/sessions/",
+            "/v1/auth/sessions/a/b",
+            "/v1/auth/sessions/..%2f",
+            "/v1/auth/sessions/%00",
+        ] {
+            assert!(
+                matches!(Route::parse(&Method::GET, p), Err(Error::NotFound)),
+                "{p}"
+            );
+        }
+        let long = format!("/v1/auth/sessions/{}", "a".repeat(65));
+        assert!(matches!(
+            Route::parse(&Method::DELETE, &long),
+            Err(Error::NotFound)
+        ));
+    }
+
+    #[test]
+    fn session_routes_need_a_session() {
+        assert_eq!(Route::Me.access(), Access::Session);
+        assert_eq!(Route::Logout.access(), Access::Session);
+        assert_eq!(Route::Login.access(), Access::Public);
+    }
+}

@@ -1,0 +1,73 @@
+//! The binary: parse the command line, load the config, run the chosen subcommand, and map
+//! failures to exit codes (2 for a bad config, 1 for anything else). The only code that reads
+//! the environment or exits the process.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cloudheed_auth::cli::{Cli, Command};
+use cloudheed_auth::{App, Config, StartupError};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match &cli.config {
+        Some(path) => Config::load(path),
+        None => Ok(Config::default()),
+    };
+    let mut config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("cloudheed-auth: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::CheckConfig => {
+            print!("configuration is valid\n{}", config.summary());
+            ExitCode::SUCCESS
+        }
+        Command::Serve { listen, data_dir } => {
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            if let Some(d) = data_dir {
+                config.data_dir = d;
+            }
+            let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+            cloudheed_auth::telemetry::init(config.log_format, &filter);
+            match serve(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("cloudheed-auth: {e}");
+                    ExitCode::from(match e {
+                        StartupError::Config(_) => 2,
+                        _ => 1,
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn serve(config: Config) -> Result<(), StartupError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartupError::Other(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        let listen = config.listen;
+        let app = App::build(config).await?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| StartupError::Other(format!("cannot listen on {listen}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartupError::Other(format!("listener address: {e}")))?;
+        tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "listening");
+        app.serve(listener, cloudheed_auth::shutdown::signal())
+            .await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}

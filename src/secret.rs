@@ -1,0 +1,35 @@
+//! A string that must never be printed: tokens and other bearer secrets in memory.
+
+use zeroize::Zeroizing;
+
+/// A secret string. `Debug` shows nothing; the bytes are zeroed on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// Wrap a secret.
+    pub fn new(s: String) -> Self {
+        Secret(Zeroizing::new(s))
+    }
+
+    /// The secret itself, for the one place that must send or hash it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<hidden>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debug_hides_the_value() {
+        let s = super::Secret::new("tok-123".into());
+        assert_eq!(format!("{s:?}"), "Secret(<hidden>)");
+        assert_eq!(s.expose(), "tok-123");
+    }
+}

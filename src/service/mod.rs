@@ -1,0 +1,6 @@
+//! Use cases: take `&AppState` and domain inputs, return domain outputs or `Error`. Knows nothing
+//! of hyper; talks to the store only through its use-case operations.
+
+pub mod accounts;
+pub mod sessions;
+pub mod tokens;

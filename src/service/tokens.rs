@@ -1,0 +1,123 @@
+//! Issuing token pairs and rotating refresh tokens (with reuse detection and the optional grace).
+
+use crate::clock::UnixTime;
+use crate::crypto::jwt::{self, Claims};
+use crate::crypto::random;
+use crate::error::Error;
+use crate::secret::Secret;
+use crate::state::AppState;
+use crate::store::Rotation;
+
+/// What a client receives after register, login or refresh.
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    /// Signed access token (JWT).
+    pub access_token: Secret,
+    /// Opaque refresh token.
+    pub refresh_token: Secret,
+}
+
+/// A new refresh token and the hash the store keeps instead of it.
+pub(crate) fn new_refresh_token() -> (Secret, [u8; 32]) {
+    let token = random::token();
+    let hash = random::sha256(token.as_bytes());
+    (Secret::new(token), hash)
+}
+
+/// Sign an access token for a session.
+pub(crate) fn access_token(
+    state: &AppState,
+    user_id: &str,
+    session_id: &str,
+    auth_time: UnixTime,
+) -> Secret {
+    let now = state.now();
+    let ttl = i64::try_from(state.config.tokens.access_ttl.as_secs()).unwrap_or(i64::MAX / 4);
+    let claims = Claims {
+        iss: state.config.tokens.issuer.clone(),
+        sub: user_id.to_string(),
+        iat: now,
+        exp: now + ttl,
+        jti: random::id(""),
+        sid: session_id.to_string(),
+        auth_time,
+    };
+    Secret::new(jwt::sign(&claims, state.keys.active()))
+}
+
+/// Whether a string could be one of our refresh tokens: 43 base64url characters. Anything else is
+/// refused without touching the store.
+fn well_formed(token: &str) -> bool {
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Exchange a refresh token for a new pair (RFC 9700 §4.14.2 rotation).
+pub async fn refresh(state: &AppState, presented: Secret) -> Result<TokenPair, Error> {
+    if !well_formed(presented.expose()) {
+        return Err(Error::InvalidRefreshToken);
+    }
+    let presented_hash = random::sha256(presented.expose().as_bytes());
+    let grace = i64::try_from(state.config.tokens.refresh_reuse_grace.as_secs()).unwrap_or(0);
+    let mut cache = state.refresh.lock().await;
+    let now = state.now();
+    let (new_token, new_hash) = new_refresh_token();
+    match state
+        .store
+        .rotate_refresh(presented_hash, new_hash, now, grace)
+        .await?
+    {
+        Rotation::Rotated(session) => {
+            let pair = TokenPair {
+                access_token: access_token(state, &session.user_id, &session.id, session.auth_time),
+                refresh_token: new_token,
+            };
+            if grace > 0 {
+                cache.entries.retain(|_, (_, until)| *until >= now);
+                cache
+                    .entries
+                    .insert(presented_hash, (pair.clone(), now + grace));
+            }
+            Ok(pair)
+        }
+        Rotation::WithinGrace { session_id } => match cache.entries.get(&presented_hash) {
+            Some((pair, until)) if *until >= now => Ok(pair.clone()),
+            // The successor was made before a restart; refuse without ending the session.
+            _ => {
+                tracing::info!(
+                    session_id,
+                    "rotated-out refresh token within grace but successor not in memory"
+                );
+                Err(Error::InvalidRefreshToken)
+            }
+        },
+        Rotation::Reused => {
+            tracing::warn!("refresh token reuse detected; session ended");
+            Err(Error::InvalidRefreshToken)
+        }
+        Rotation::Unknown => Err(Error::InvalidRefreshToken),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_token_shape_reaches_the_store() {
+        let (t, h) = new_refresh_token();
+        assert!(well_formed(t.expose()));
+        assert_eq!(h, random::sha256(t.expose().as_bytes()));
+        for bad in [
+            "",
+            "abc",
+            &"a".repeat(44),
+            &format!("{}=", "a".repeat(42)),
+            &format!("{}.", "a".repeat(42)),
+        ] {
+            assert!(!well_formed(bad), "{bad}");
+        }
+    }
+}

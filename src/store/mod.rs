@@ -1,0 +1,262 @@
+//! The store: the only code that knows redb. Its public surface is use-case operations (create an
+//! account, rotate a refresh token, ...), each one transaction run on the blocking pool, so that
+//! another backend could replace it without touching services or handlers.
+//!
+//! Durability is redb's default (`Immediate`): when an operation returns `Ok`, its commit is on
+//! disk, so a 2xx sent after it survives a crash.
+
+mod keys;
+pub mod records;
+mod schema;
+mod sessions;
+mod users;
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+
+pub use sessions::{NewSession, Rotation};
+pub use users::{CreateOutcome, NewUser};
+
+/// Why the store failed. A missing row is never an error (`Ok(None)`), and a failure is never a
+/// missing row: an auth decision must not mistake a broken database for an unknown user.
+#[derive(Debug)]
+pub enum StoreError {
+    /// redb failed (I/O, corruption it detected, lock held by another process).
+    Redb(Box<redb::Error>),
+    /// A record could not be encoded or decoded.
+    Corrupt(String),
+    /// The file was written by a newer cloudheed-auth.
+    SchemaTooNew {
+        /// Version in the file.
+        found: u64,
+        /// Newest version this build understands.
+        supported: u64,
+    },
+    /// The database file or its directory is unsafe or unusable.
+    Setup(String),
+    /// The runtime shut down before the operation ran.
+    Cancelled,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Redb(e) => write!(f, "database: {e}"),
+            StoreError::Corrupt(why) => write!(f, "corrupt record: {why}"),
+            StoreError::SchemaTooNew { found, supported } => write!(
+                f,
+                "the database has schema version {found}, but this build supports at most {supported}; use a newer cloudheed-auth"
+            ),
+            StoreError::Setup(why) => f.write_str(why),
+            StoreError::Cancelled => f.write_str("shutting down"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Redb(Box::new(e.into()))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// A handle to the open database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Open (or create) the database at `path`, creating its directory with mode 0700 and the
+    /// file with mode 0600. Refuses a file that others may read, and a newer schema. Blocking.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let setup = |what: &str, e: std::io::Error| StoreError::Setup(format!("{what}: {e}"));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|e| setup(&format!("cannot create data dir {}", dir.display()), e))?;
+            }
+        }
+        // Create the file ourselves so it is never, even briefly, readable by others.
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| setup(&format!("cannot open {}", path.display()), e))?;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| setup(&format!("cannot stat {}", path.display()), e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(StoreError::Setup(format!(
+                "{} is readable by group or others (mode {:o}); it holds signing keys: run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )));
+        }
+        let db = Database::create(path)?;
+        let store = Store { db: Arc::new(db) };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(schema::META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value());
+            match found {
+                Some(v) if v > schema::SCHEMA_VERSION => {
+                    return Err(StoreError::SchemaTooNew {
+                        found: v,
+                        supported: schema::SCHEMA_VERSION,
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("schema_version", schema::SCHEMA_VERSION)?;
+                }
+            }
+            tx.open_table(schema::USERS)?;
+            tx.open_table(schema::USERS_BY_EMAIL)?;
+            tx.open_table(schema::SESSIONS)?;
+            tx.open_multimap_table(schema::SESSIONS_BY_USER)?;
+            tx.open_table(schema::REFRESH_TOKENS)?;
+            tx.open_table(schema::SIGNING_KEYS)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The schema version recorded in the file.
+    pub async fn schema_version(&self) -> Result<u64, StoreError> {
+        self.read(|tx| {
+            let meta = tx.open_table(schema::META)?;
+            Ok(meta.get("schema_version")?.map_or(0, |v| v.value()))
+        })
+        .await
+    }
+
+    /// Run one read transaction on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        crate::blocking::run(move || {
+            let tx = db.begin_read()?;
+            f(&tx)
+        })
+        .await
+        .map_err(|_| StoreError::Cancelled)?
+    }
+
+    /// Run one write transaction on the blocking pool; it commits only if `f` returns `Ok`.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        crate::blocking::run(move || {
+            let tx = db.begin_write()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+        .map_err(|_| StoreError::Cancelled)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn creates_private_dir_and_file_and_records_the_schema() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("data").join("db.redb");
+        let store = Store::open(&path).expect("open");
+        assert_eq!(
+            store.schema_version().await.expect("read"),
+            schema::SCHEMA_VERSION
+        );
+        let dir_mode = std::fs::metadata(path.parent().expect("dir"))
+            .expect("stat")
+            .permissions()
+            .mode();
+        let file_mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        assert_eq!(file_mode & 0o777, 0o600);
+        drop(store);
+        Store::open(&path).expect("reopens");
+    }
+
+    #[tokio::test]
+    async fn refuses_a_newer_schema() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("db.redb");
+        let store = Store::open(&path).expect("open");
+        store
+            .write(|tx| {
+                tx.open_table(schema::META)?.insert("schema_version", 99)?;
+                Ok(())
+            })
+            .await
+            .expect("write");
+        drop(store);
+        let err = Store::open(&path).expect_err("too new");
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refuses_a_world_readable_file() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("db.redb");
+        drop(Store::open(&path).expect("open"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = Store::open(&path).expect_err("unsafe");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn a_second_opener_is_refused_while_the_first_holds_the_file() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("db.redb");
+        let _first = Store::open(&path).expect("open");
+        assert!(Store::open(&path).is_err());
+    }
+}

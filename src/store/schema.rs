@@ -1,0 +1,22 @@
+//! Every redb table in one place, and the schema version the code understands.
+
+use redb::{MultimapTableDefinition, TableDefinition};
+
+/// The schema this build reads and writes. Opening a file with a newer one is refused.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// `schema_version` and other single values.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// user id -> CBOR `UserRecord`.
+pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// lowercased email -> user id; uniqueness of emails lives here.
+pub const USERS_BY_EMAIL: TableDefinition<&str, &str> = TableDefinition::new("users_by_email");
+/// session id -> CBOR `SessionRecord`.
+pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// user id -> session ids.
+pub const SESSIONS_BY_USER: MultimapTableDefinition<&str, &str> =
+    MultimapTableDefinition::new("sessions_by_user");
+/// SHA-256 of a refresh token (current or recently rotated out) -> session id.
+pub const REFRESH_TOKENS: TableDefinition<&[u8], &str> = TableDefinition::new("refresh_tokens");
+/// kid -> CBOR `SigningKeyRecord`.
+pub const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");

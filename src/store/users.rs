@@ -1,0 +1,138 @@
+//! Accounts: creation with the email index, lookup by email, and the login write.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use crate::clock::UnixTime;
+
+use super::records::{decode, encode, UserRecord, RECORD_VERSION};
+use super::schema::{USERS, USERS_BY_EMAIL};
+use super::sessions::{insert_session, NewSession};
+use super::{Store, StoreError};
+
+/// What a new account is made of.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// `user-` + random.
+    pub id: String,
+    /// As typed (trimmed).
+    pub email: String,
+    /// Lowercased email, the uniqueness key.
+    pub email_key: String,
+    /// Display name.
+    pub name: String,
+    /// Optional company.
+    pub company: Option<String>,
+    /// Plan from config.
+    pub plan: String,
+    /// scrypt PHC string.
+    pub password_hash: String,
+    /// Now.
+    pub created_at: UnixTime,
+}
+
+/// Result of creating an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// Account and first session are committed.
+    Created,
+    /// The email belongs to another account; nothing was written.
+    EmailTaken,
+}
+
+impl Store {
+    /// Whether an account uses this (lowercased) email. A hint only: `create_account` decides.
+    pub async fn email_taken(&self, email_key: String) -> Result<bool, StoreError> {
+        self.read(move |tx| {
+            Ok(tx
+                .open_table(USERS_BY_EMAIL)?
+                .get(email_key.as_str())?
+                .is_some())
+        })
+        .await
+    }
+
+    /// The account with this (lowercased) email.
+    pub async fn user_by_email(&self, email_key: String) -> Result<Option<UserRecord>, StoreError> {
+        self.read(move |tx| {
+            let index = tx.open_table(USERS_BY_EMAIL)?;
+            let Some(id) = index.get(email_key.as_str())? else {
+                return Ok(None);
+            };
+            let users = tx.open_table(USERS)?;
+            let Some(bytes) = users.get(id.value())? else {
+                return Err(StoreError::Corrupt(format!(
+                    "users_by_email points at missing user {}",
+                    id.value()
+                )));
+            };
+            decode("users", bytes.value()).map(Some)
+        })
+        .await
+    }
+
+    /// Create an account and its first session in one transaction. Email uniqueness is
+    /// decided here, inside the transaction, so concurrent registrations cannot both win.
+    pub async fn create_account(
+        &self,
+        user: NewUser,
+        session: NewSession,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.write(move |tx| {
+            let mut index = tx.open_table(USERS_BY_EMAIL)?;
+            if index.get(user.email_key.as_str())?.is_some() {
+                return Ok(CreateOutcome::EmailTaken);
+            }
+            index.insert(user.email_key.as_str(), user.id.as_str())?;
+            let record = UserRecord {
+                v: RECORD_VERSION,
+                id: user.id,
+                email: user.email,
+                name: user.name,
+                company: user.company,
+                plan: user.plan,
+                password_hash: user.password_hash,
+                created_at: user.created_at,
+                email_verified_at: None,
+                two_factor_enabled: false,
+                disabled: false,
+            };
+            put_user(tx, &record)?;
+            insert_session(tx, session)?;
+            Ok(CreateOutcome::Created)
+        })
+        .await
+    }
+
+    /// Open a session after a successful login, replacing the password hash in the same
+    /// transaction when the configured cost changed.
+    pub async fn start_session(
+        &self,
+        session: NewSession,
+        rehash: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            if let Some(hash) = rehash {
+                let mut user: UserRecord = {
+                    let users = tx.open_table(USERS)?;
+                    let Some(bytes) = users.get(session.user_id.as_str())? else {
+                        return Err(StoreError::Corrupt(format!(
+                            "session for missing user {}",
+                            session.user_id
+                        )));
+                    };
+                    decode("users", bytes.value())?
+                };
+                user.password_hash = hash;
+                put_user(tx, &user)?;
+            }
+            insert_session(tx, session)
+        })
+        .await
+    }
+}
+
+pub(super) fn put_user(tx: &WriteTransaction, user: &UserRecord) -> Result<(), StoreError> {
+    tx.open_table(USERS)?
+        .insert(user.id.as_str(), encode(user)?.as_slice())?;
+    Ok(())
+}
