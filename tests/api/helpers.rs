@@ -1,0 +1,294 @@
+//! The test server and a small typed HTTP client for it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cloudheed_auth::{App, Config, ManualClock};
+use http_body_util::{BodyExt, Full};
+use hyper::header::HeaderMap;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A password that passes the policy.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running server.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub clock: Arc<ManualClock>,
+    pub dir: Arc<TempDir>,
+    extra: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// What register or login hands back.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub token: String,
+    pub refresh_token: String,
+    pub user_id: String,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn code(&self) -> String {
+        self.json()["message_code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// Merge `extra` TOML over the test defaults (temp data dir, scrypt_log_n = 10).
+fn config_text(dir: &TempDir, extra: &str) -> String {
+    let mut base: toml::Table = toml::from_str(&format!(
+        "data_dir = {:?}\n[passwords]\nscrypt_log_n = 10\n",
+        dir.path().join("data").display().to_string()
+    ))
+    .expect("base config");
+    let extra: toml::Table = toml::from_str(extra).expect("extra config");
+    for (k, v) in extra {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(e)) => b.extend(e),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+    toml::to_string(&base).expect("serialise")
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with("").await
+    }
+
+    /// A server with extra config, e.g. `"[tokens]\nrefresh_reuse_grace = \"10s\""`.
+    pub async fn spawn_with(extra: &str) -> TestApp {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let clock = Arc::new(ManualClock::starting_now());
+        Self::start(dir, clock, extra).await
+    }
+
+    async fn start(dir: Arc<TempDir>, clock: Arc<ManualClock>, extra: &str) -> TestApp {
+        let config = Config::from_toml(&config_text(&dir, extra)).expect("valid test config");
+        let app = App::build_with_clock(config, clock.clone())
+            .await
+            .expect("app builds");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.serve(listener, async {
+            let _ = rx.await;
+        }));
+        TestApp {
+            addr,
+            clock,
+            dir,
+            extra: extra.to_string(),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stop gracefully and wait until the store is closed.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(15), task)
+                .await
+                .expect("server stops in time")
+                .expect("server task");
+        }
+    }
+
+    /// Stop, then start again on the same data dir and clock, with `extra` config.
+    pub async fn restart_with(mut self, extra: &str) -> TestApp {
+        self.stop().await;
+        // Connection tasks may still hold the state (and so the database) for a moment.
+        for _ in 0..100 {
+            let config = Config::from_toml(&config_text(&self.dir, extra)).expect("config");
+            match App::build_with_clock(config, self.clock.clone()).await {
+                Ok(app) => drop(app),
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            }
+            return Self::start(self.dir.clone(), self.clock.clone(), extra).await;
+        }
+        panic!("database still held after stop");
+    }
+
+    pub async fn restart(self) -> TestApp {
+        let extra = self.extra.clone();
+        self.restart_with(&extra).await
+    }
+
+    /// The redb file of this server.
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("data").join(Config::DB_FILE)
+    }
+
+    /// Send one request on a fresh connection.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> TestResponse {
+        let stream = TcpStream::connect(self.addr).await.expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .expect("request");
+        let resp = sender.send_request(req).await.expect("response");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> TestResponse {
+        self.post_as(path, None, body).await
+    }
+
+    pub async fn post_as(&self, path: &str, token: Option<&str>, body: Value) -> TestResponse {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a));
+        }
+        self.request("POST", path, &headers, Some(body.to_string().into_bytes()))
+            .await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        self.request("GET", path, &headers, None).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> TestResponse {
+        let auth = format!("Bearer {token}");
+        self.request("DELETE", path, &[("authorization", &auth)], None)
+            .await
+    }
+
+    pub async fn register(&self, email: &str) -> Tokens {
+        let r = self
+            .post(
+                "/v1/auth/register",
+                json!({"email": email, "password": PASSWORD, "name": "Test User"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "register: {:?}", r.body);
+        tokens(&r)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> TestResponse {
+        self.post(
+            "/v1/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> TestResponse {
+        self.post(
+            "/v1/auth/refresh",
+            json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
+    pub async fn me(&self, token: &str) -> TestResponse {
+        self.get("/v1/auth/me", Some(token)).await
+    }
+
+    /// Write raw bytes on a new connection and read until the server closes it or `wait` passes.
+    pub async fn raw(&self, bytes: &[u8], wait: Duration) -> String {
+        let mut s = TcpStream::connect(self.addr).await.expect("connect");
+        s.write_all(bytes).await.expect("write");
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(wait, s.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn tokens(r: &TestResponse) -> Tokens {
+    let v = r.json();
+    Tokens {
+        token: v["token"].as_str().expect("token").to_string(),
+        refresh_token: v["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_string(),
+        user_id: v["user"]["id"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
+/// Decode one base64url JWT segment as JSON.
+pub fn jwt_part(token: &str, i: usize) -> Value {
+    let seg = token.split('.').nth(i).expect("segment");
+    let bytes = data_encoding::BASE64URL_NOPAD
+        .decode(seg.as_bytes())
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("json")
+}
+
+/// Every key of a JSON object, sorted.
+pub fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+    k.sort();
+    k
+}

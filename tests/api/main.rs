@@ -1,0 +1,10 @@
+//! Black-box tests: each starts its own server on 127.0.0.1:0 with its own temp data dir and a
+//! low scrypt cost, and speaks HTTP to it. `process` runs the built binary.
+
+mod helpers;
+
+mod accounts;
+mod edge;
+mod process;
+mod sessions;
+mod tokens;

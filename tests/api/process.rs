@@ -1,0 +1,296 @@
+//! The built binary: CLI, config refusal, first start, signals, and secrets kept out of logs.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cloudheed-auth");
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("CLOUDHEED_AUTH_CONFIG")
+        .output()
+        .expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_and_version() {
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for word in ["serve", "check-config", "--config"] {
+        assert!(out.contains(word), "{out}");
+    }
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(env!("CARGO_PKG_VERSION")));
+    let (code, out, _) = run(&["serve", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--listen") && out.contains("--data-dir"));
+}
+
+#[test]
+fn check_config_accepts_the_example_and_refuses_bad_files_listing_every_problem() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/cloudheed-auth.toml");
+    let (code, out, _) = run(&["--config", example, "check-config"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("configuration is valid"));
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "listen = \"x\"\ncolour = 1\n[tokens]\naccess_ttl = \"soon\"\n",
+    )
+    .expect("write");
+    let (code, _, err) = run(&["--config", bad.to_str().expect("path"), "check-config"]);
+    assert_eq!(code, 2);
+    for key in ["listen", "colour: unknown key", "tokens.access_ttl"] {
+        assert!(err.contains(key), "{err}");
+    }
+    let (code, _, err) = run(&["--config", "/nonexistent/cloudheed.toml", "check-config"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+/// A server process and the address it announced.
+struct Server {
+    child: Child,
+    addr: String,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+fn start(cwd: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("CLOUDHEED_AUTH_CONFIG")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                if let Some(rest) = line.split("addr=").nth(1) {
+                    let addr = rest.split_whitespace().next().expect("addr").to_string();
+                    return Server {
+                        child,
+                        addr,
+                        log: rx,
+                    };
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => break,
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("server exited early: {status}");
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("server did not announce its address");
+}
+
+impl Server {
+    /// Send SIGTERM and return the exit code and the remaining log.
+    fn terminate(mut self) -> (i32, String) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                let rest: Vec<String> = self.log.try_iter().collect();
+                return (status.code().unwrap_or(-1), rest.join("\n"));
+            }
+            assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 exchange with `Connection: close`.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{auth}\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out[9..12].parse().expect("status");
+    let json = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+}
+
+#[test]
+fn first_start_creates_private_data_and_sigterm_exits_0() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // No config at all: defaults, with the data dir relative to the working directory.
+    let server = start(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[]);
+    assert_eq!(http(&server.addr, "GET", "/readyz", None, None).0, 200);
+    let data = dir.path().join("data");
+    let dir_mode = std::fs::metadata(&data)
+        .expect("data dir")
+        .permissions()
+        .mode();
+    let db_mode = std::fs::metadata(data.join("cloudheed-auth.redb"))
+        .expect("db")
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o777, 0o700);
+    assert_eq!(db_mode & 0o777, 0o600);
+    let (code, _) = server.terminate();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn flags_override_the_config_file_and_a_second_server_on_the_same_data_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:1\"\ndata_dir = \"/nonexistent/never\"\n[passwords]\nscrypt_log_n = 10\n")
+        .expect("write");
+    let data = dir.path().join("mydata");
+    let args = [
+        "--config",
+        cfg.to_str().expect("p"),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().expect("p"),
+    ];
+    let server = start(dir.path(), &args, &[]);
+    assert!(data.join("cloudheed-auth.redb").exists());
+    let second = Command::new(BIN).args(args).output().expect("run");
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("database"),
+        "{second:?}"
+    );
+    assert_eq!(
+        http(&server.addr, "GET", "/healthz", None, None).0,
+        200,
+        "the first is unaffected"
+    );
+    assert_eq!(server.terminate().0, 0);
+}
+
+#[test]
+fn secrets_never_reach_the_log_and_data_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[passwords]\nscrypt_log_n = 10\n").expect("write");
+    let args = [
+        "--config",
+        cfg.to_str().expect("p"),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let envs = [("RUST_LOG", "trace")];
+    let password = "log-canary-password-7731";
+    let server = start(dir.path(), &args, &envs);
+    let (status, reg) = http(
+        &server.addr,
+        "POST",
+        "/v1/auth/register",
+        None,
+        Some(&json!({"email": "log@example.com", "password": password, "name": "L"})),
+    );
+    assert_eq!(status, 201);
+    let token = reg["token"].as_str().expect("token").to_string();
+    let refresh = reg["refresh_token"].as_str().expect("refresh").to_string();
+    let (_, wrong) = http(
+        &server.addr,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(&json!({"email": "log@example.com", "password": "wrong-canary-pw-1"})),
+    );
+    assert_eq!(wrong["message_code"], "invalid_credentials");
+    let (status, rotated) = http(
+        &server.addr,
+        "POST",
+        "/v1/auth/refresh",
+        None,
+        Some(&json!({"refresh_token": refresh})),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        http(&server.addr, "GET", "/v1/auth/me", Some(&token), None).0,
+        200
+    );
+    let (code, log) = server.terminate();
+    assert_eq!(code, 0);
+    assert!(
+        log.contains("login failed") || log.contains("request"),
+        "logging is on: {log}"
+    );
+    let rotated_refresh = rotated["refresh_token"].as_str().expect("rt");
+    for secret in [
+        password,
+        "wrong-canary-pw-1",
+        &token,
+        &refresh,
+        rotated_refresh,
+        "$scrypt$",
+    ] {
+        assert!(!log.contains(secret), "secret in log: {secret}");
+    }
+    // Restart on the same data: the account and the token issued before still work.
+    let server = start(dir.path(), &args, &[]);
+    assert_eq!(
+        http(&server.addr, "GET", "/v1/auth/me", Some(&token), None).0,
+        200
+    );
+    let (status, _) = http(
+        &server.addr,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(&json!({"email": "log@example.com", "password": password})),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(server.terminate().0, 0);
+}
