@@ -118,8 +118,10 @@ impl App {
         let slots = Arc::new(Semaphore::new(limits.max_connections));
         let graceful = GracefulShutdown::new();
         let mut http = http1::Builder::new();
+        // hyper runs the header timer from the moment it waits for a request, so it also closes
+        // idle keep-alive connections: the idle limit is the smaller of the two settings.
         http.timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
+            .header_read_timeout(limits.header_read_timeout.min(limits.idle_timeout))
             .keep_alive(true)
             .max_buf_size(limits.max_header_bytes);
         tokio::pin!(shutdown);

@@ -364,7 +364,6 @@ async fn login_rehashes_when_the_configured_cost_changes() {
     app.register("cost@example.com").await;
     let app = app.restart_with("[passwords]\nscrypt_log_n = 11").await;
     assert_eq!(app.login("cost@example.com", PASSWORD).await.status, 200);
-    let mut app = app;
     app.stop().await;
     let hash = stored_hash(&app, "cost@example.com").await;
     assert!(hash.starts_with("$scrypt$ln=11,r=8,p=1$"), "{hash}");
@@ -395,7 +394,7 @@ async fn stored_hash(app: &TestApp, email: &str) -> String {
 
 #[tokio::test]
 async fn passwords_are_stored_only_as_salted_scrypt_hashes() {
-    let mut app = TestApp::spawn().await;
+    let app = TestApp::spawn().await;
     app.register("s1@example.com").await;
     app.register("s2@example.com").await;
     app.stop().await;

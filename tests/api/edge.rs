@@ -281,3 +281,67 @@ async fn health_and_readiness() {
         json!({"status": "ready"})
     );
 }
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let app = Arc::new(TestApp::spawn_with("[passwords]\nscrypt_log_n = 16").await);
+    let client = app.clone();
+    let pending = tokio::spawn(async move {
+        client
+            .post(
+                "/v1/auth/register",
+                json!({"email": "late@example.com", "password": PASSWORD, "name": "L"}),
+            )
+            .await
+            .status
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    app.stop().await;
+    assert_eq!(
+        pending.await.expect("task"),
+        201,
+        "the request in flight was answered"
+    );
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with("[limits]\nheader_read_timeout = \"1s\"").await;
+    let mut s = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.expect("response");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the server closed the idle connection"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn idle_timeout_below_the_header_timeout_closes_idle_connections_sooner() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app =
+        TestApp::spawn_with("[limits]\nheader_read_timeout = \"30s\"\nidle_timeout = \"1s\"").await;
+    let mut s = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 4096];
+    assert!(s.read(&mut buf).await.expect("response") > 0);
+    let closed = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "closed after idle_timeout"
+    );
+}

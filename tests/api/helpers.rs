@@ -1,7 +1,7 @@
 //! The test server and a small typed HTTP client for it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,8 +24,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub dir: Arc<TempDir>,
     extra: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// A response, fully read.
@@ -109,17 +109,18 @@ impl TestApp {
             clock,
             dir,
             extra: extra.to_string(),
-            stop: Some(tx),
-            task: Some(task),
+            stop: Mutex::new(Some(tx)),
+            task: Mutex::new(Some(task)),
         }
     }
 
     /// Stop gracefully and wait until the store is closed.
-    pub async fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
+    pub async fn stop(&self) {
+        if let Some(tx) = self.stop.lock().expect("lock").take() {
             let _ = tx.send(());
         }
-        if let Some(task) = self.task.take() {
+        let task = self.task.lock().expect("lock").take();
+        if let Some(task) = task {
             tokio::time::timeout(Duration::from_secs(15), task)
                 .await
                 .expect("server stops in time")
@@ -128,7 +129,7 @@ impl TestApp {
     }
 
     /// Stop, then start again on the same data dir and clock, with `extra` config.
-    pub async fn restart_with(mut self, extra: &str) -> TestApp {
+    pub async fn restart_with(self, extra: &str) -> TestApp {
         self.stop().await;
         // Connection tasks may still hold the state (and so the database) for a moment.
         for _ in 0..100 {
@@ -259,7 +260,7 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
+        if let Some(tx) = self.stop.get_mut().ok().and_then(Option::take) {
             let _ = tx.send(());
         }
     }

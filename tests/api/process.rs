@@ -294,3 +294,68 @@ fn secrets_never_reach_the_log_and_data_survives_a_restart() {
     assert_eq!(status, 200);
     assert_eq!(server.terminate().0, 0);
 }
+
+#[test]
+fn every_acknowledged_write_survives_kill_9() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[passwords]\nscrypt_log_n = 10\n").expect("write");
+    let args = [
+        "--config",
+        cfg.to_str().expect("p"),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let mut server = start(dir.path(), &args, &[]);
+    let mut refresh = Vec::new();
+    for i in 0..10 {
+        let body = json!({"email": format!("k{i}@example.com"), "password": "kill-nine-password", "name": "K"});
+        let (status, v) = http(&server.addr, "POST", "/v1/auth/register", None, Some(&body));
+        assert_eq!(status, 201);
+        let (status, v2) = http(
+            &server.addr,
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(&json!({"refresh_token": v["refresh_token"]})),
+        );
+        assert_eq!(status, 200);
+        refresh.push((v["refresh_token"].clone(), v2["refresh_token"].clone()));
+    }
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("reaped");
+    let server = start(dir.path(), &args, &[]);
+    for (i, (old, new)) in refresh.iter().enumerate() {
+        let body = json!({"email": format!("k{i}@example.com"), "password": "kill-nine-password"});
+        assert_eq!(
+            http(&server.addr, "POST", "/v1/auth/login", None, Some(&body)).0,
+            200,
+            "user {i}"
+        );
+        assert_eq!(
+            http(
+                &server.addr,
+                "POST",
+                "/v1/auth/refresh",
+                None,
+                Some(&json!({"refresh_token": new}))
+            )
+            .0,
+            200,
+            "rotation {i} was durable"
+        );
+        assert_eq!(
+            http(
+                &server.addr,
+                "POST",
+                "/v1/auth/refresh",
+                None,
+                Some(&json!({"refresh_token": old}))
+            )
+            .0,
+            401
+        );
+    }
+    assert_eq!(server.terminate().0, 0);
+}
