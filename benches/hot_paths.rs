@@ -1,1 +1,178 @@
-fn main() {}
+//! Criterion benchmarks of each hot path through the public API: scrypt, JWT sign and verify,
+//! SHA-256 of a token, a store read and a durable store write (DESIGN "Performance budget").
+//!
+//! Run with `cargo bench --bench hot_paths`; medians land in
+//! `target/criterion/<group>/<bench>/new/estimates.json`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use cloudheed_auth::clock::{Clock, SystemClock, UnixTime};
+use cloudheed_auth::crypto::jwt::{self, Claims};
+use cloudheed_auth::crypto::keys::{KeyPair, Keyring};
+use cloudheed_auth::crypto::password::hash_with;
+use cloudheed_auth::crypto::random;
+use cloudheed_auth::domain::password::Password;
+use cloudheed_auth::store::{CreateOutcome, NewSession, NewUser, Rotation, Store};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
+use tokio::runtime::Runtime;
+
+const ISSUER: &str = "cloudheed-auth";
+
+/// scrypt at the default cost (ln=17, r=8, p=1: ~128 MiB per hash) and at ln=15 for comparison.
+/// Flat sampling with 10 samples keeps this to about one hash per sample.
+fn scrypt(c: &mut Criterion) {
+    let password = Password::new("load-test-password-91".into());
+    let mut group = c.benchmark_group("scrypt");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1));
+    for (log_n, secs) in [(15u8, 3), (17u8, 8)] {
+        let params = scrypt::Params::new(log_n, 8, 1, scrypt::Params::RECOMMENDED_LEN)
+            .expect("valid scrypt parameters");
+        group.measurement_time(Duration::from_secs(secs));
+        group.bench_function(format!("hash_ln{log_n}_r8_p1"), |b| {
+            b.iter(|| hash_with(black_box(&params), black_box(&password)).expect("scrypt hash"))
+        });
+    }
+    group.finish();
+}
+
+/// Claims shaped like the ones the server issues.
+fn claims(now: UnixTime) -> Claims {
+    Claims {
+        iss: ISSUER.into(),
+        sub: random::id("user-"),
+        iat: now,
+        exp: now + 900,
+        jti: random::id("jti-"),
+        sid: random::id("ses-"),
+        auth_time: now,
+    }
+}
+
+/// Ed25519 JWS: signing an access token and strictly verifying one.
+fn jwt(c: &mut Criterion) {
+    let key = KeyPair::generate();
+    let ring = Keyring::new(vec![key.clone()]).expect("one key makes a keyring");
+    let now = SystemClock.now();
+    let claims = claims(now);
+    let token = jwt::sign(&claims, &key);
+    assert!(
+        jwt::verify(&token, &ring, ISSUER, now).is_ok(),
+        "fresh token verifies"
+    );
+
+    let mut group = c.benchmark_group("jwt");
+    group.measurement_time(Duration::from_secs(3));
+    group.bench_function("sign", |b| {
+        b.iter(|| jwt::sign(black_box(&claims), black_box(&key)))
+    });
+    group.bench_function("verify", |b| {
+        b.iter(|| {
+            jwt::verify(black_box(&token), black_box(&ring), ISSUER, black_box(now))
+                .expect("token verifies")
+        })
+    });
+    group.finish();
+}
+
+/// SHA-256 of a 43-character opaque token: the at-rest form of refresh tokens and API keys.
+fn sha256(c: &mut Criterion) {
+    let token = random::token();
+    assert_eq!(token.len(), 43);
+    let mut group = c.benchmark_group("sha256");
+    group.measurement_time(Duration::from_secs(3));
+    group.bench_function("token_43_chars", |b| {
+        b.iter(|| random::sha256(black_box(token.as_bytes())))
+    });
+    group.finish();
+}
+
+/// A store holding one account with one session, in a temp dir on the same disk as `target/`
+/// (not a tmpfs) so commits really reach the disk.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Store,
+    session_id: String,
+    refresh_hash: [u8; 32],
+    now: UnixTime,
+}
+
+fn fixture(rt: &Runtime) -> Fixture {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let store = Store::open(&dir.path().join("cloudheed-auth.redb")).expect("open store");
+    let now = SystemClock.now();
+    let user_id = random::id("user-");
+    let session_id = random::id("ses-");
+    let refresh_hash = random::sha256(random::token().as_bytes());
+    let user = NewUser {
+        id: user_id.clone(),
+        email: "bench@example.com".into(),
+        email_key: "bench@example.com".into(),
+        name: "Bench User".into(),
+        company: None,
+        plan: "free".into(),
+        // The store never looks inside the hash; a real PHC string keeps the record realistic.
+        password_hash: "$scrypt$ln=17,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$\
+                        aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+            .into(),
+        created_at: now,
+    };
+    let session = NewSession {
+        id: session_id.clone(),
+        user_id,
+        now,
+        expires_at: now + 30 * 24 * 3600,
+        user_agent: Some("criterion".into()),
+        ip: Some("127.0.0.1".into()),
+        refresh_hash,
+    };
+    let outcome = rt
+        .block_on(store.create_account(user, session))
+        .expect("create account");
+    assert_eq!(outcome, CreateOutcome::Created);
+    Fixture {
+        _dir: dir,
+        store,
+        session_id,
+        refresh_hash,
+        now,
+    }
+}
+
+/// One read transaction (`session_with_user`, as GET /me does) and one durable write transaction
+/// (`rotate_refresh`, as POST /refresh does), each including the hop to the blocking pool.
+fn store(c: &mut Criterion) {
+    let rt = Runtime::new().expect("tokio runtime");
+    let mut group = c.benchmark_group("store");
+    group.measurement_time(Duration::from_secs(5));
+
+    let f = fixture(&rt);
+    group.bench_function("session_with_user", |b| {
+        b.iter(|| {
+            rt.block_on(f.store.session_with_user(f.session_id.clone(), f.now))
+                .expect("store read")
+                .expect("session exists")
+        })
+    });
+
+    let mut current = f.refresh_hash;
+    let mut counter: u64 = 0;
+    group.bench_function("rotate_refresh_commit", |b| {
+        b.iter(|| {
+            counter += 1;
+            let next = random::sha256(&counter.to_le_bytes());
+            let r = rt
+                .block_on(f.store.rotate_refresh(current, next, f.now, 0))
+                .expect("store write");
+            assert!(matches!(r, Rotation::Rotated(_)), "rotation succeeds");
+            current = next;
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, scrypt, jwt, sha256, store);
+criterion_main!(benches);
