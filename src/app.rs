@@ -100,6 +100,7 @@ impl App {
             clock,
             refresh: tokio::sync::Mutex::new(GraceCache::default()),
             draining: Default::default(),
+            key_usage: Default::default(),
         };
         Ok(App {
             state: Arc::new(state),
@@ -125,6 +126,7 @@ impl App {
             .keep_alive(true)
             .max_buf_size(limits.max_header_bytes);
         tokio::pin!(shutdown);
+        let flusher = tokio::spawn(flush_key_usage_periodically(self.state.clone()));
         loop {
             // Take a connection slot before accepting: at the cap, new clients wait in the
             // kernel's backlog instead of costing us memory.
@@ -172,6 +174,24 @@ impl App {
                 grace_secs = grace.as_secs(),
                 "shutdown grace elapsed with requests still in flight"
             );
+        }
+        flusher.abort();
+        if let Err(e) = self.state.flush_key_usage().await {
+            tracing::error!(error = %e, "could not record API key usage at shutdown");
+        }
+    }
+}
+
+/// How often API-key usage is written.
+const KEY_USAGE_FLUSH: Duration = Duration::from_secs(5);
+
+async fn flush_key_usage_periodically(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(KEY_USAGE_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.flush_key_usage().await {
+            tracing::error!(error = %e, "could not record API key usage");
         }
     }
 }

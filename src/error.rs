@@ -42,8 +42,14 @@ pub enum Error {
     InvalidCredentials,
     /// 401: unknown, expired, rotated-out or revoked refresh token.
     InvalidRefreshToken,
+    /// 403: an API key was used where only a session may act.
+    SessionRequired,
+    /// 403: the credential lacks the scope asked for.
+    InsufficientScope,
     /// 409: an account with this email exists.
     EmailTaken,
+    /// 409: the user holds the most API keys allowed.
+    ApiKeyLimitReached,
     /// 503: the password-hashing pool is full and the wait ran out.
     Overloaded {
         /// Sent as `Retry-After`.
@@ -62,10 +68,11 @@ impl Error {
         match self {
             Error::InvalidRequest(_) => 400,
             Error::Unauthorized | Error::InvalidCredentials | Error::InvalidRefreshToken => 401,
+            Error::SessionRequired | Error::InsufficientScope => 403,
             Error::NotFound => 404,
             Error::MethodNotAllowed(_) => 405,
             Error::RequestTimeout => 408,
-            Error::EmailTaken => 409,
+            Error::EmailTaken | Error::ApiKeyLimitReached => 409,
             Error::PayloadTooLarge => 413,
             Error::UnsupportedMediaType => 415,
             Error::Validation(_) => 422,
@@ -87,7 +94,10 @@ impl Error {
             Error::Unauthorized => "unauthorized",
             Error::InvalidCredentials => "invalid_credentials",
             Error::InvalidRefreshToken => "invalid_refresh_token",
+            Error::SessionRequired => "session_required",
+            Error::InsufficientScope => "insufficient_scope",
             Error::EmailTaken => "email_taken",
+            Error::ApiKeyLimitReached => "api_key_limit_reached",
             Error::Overloaded { .. } => "overloaded",
             Error::Store(_) | Error::Internal(_) => "internal_error",
         }
@@ -108,7 +118,12 @@ impl Error {
             Error::Unauthorized => "A valid bearer token is required.".into(),
             Error::InvalidCredentials => "The email or password is incorrect.".into(),
             Error::InvalidRefreshToken => "The refresh token is invalid or expired.".into(),
+            Error::SessionRequired => "This needs a session token; an API key cannot do it.".into(),
+            Error::InsufficientScope => "The credential lacks the required scope.".into(),
             Error::EmailTaken => "An account with this email already exists.".into(),
+            Error::ApiKeyLimitReached => {
+                "You have the most API keys allowed; revoke one first.".into()
+            }
             Error::Overloaded { .. } => "The server is busy; try again shortly.".into(),
             Error::Store(_) | Error::Internal(_) => "An internal error occurred.".into(),
         }
@@ -164,7 +179,10 @@ mod tests {
             (Error::Unauthorized, 401, "unauthorized"),
             (Error::InvalidCredentials, 401, "invalid_credentials"),
             (Error::InvalidRefreshToken, 401, "invalid_refresh_token"),
+            (Error::SessionRequired, 403, "session_required"),
+            (Error::InsufficientScope, 403, "insufficient_scope"),
             (Error::EmailTaken, 409, "email_taken"),
+            (Error::ApiKeyLimitReached, 409, "api_key_limit_reached"),
             (
                 Error::Overloaded {
                     retry_after: Duration::from_secs(1),

@@ -31,6 +31,10 @@ pub struct AppState {
     pub refresh: tokio::sync::Mutex<GraceCache>,
     /// Set once shutdown starts, so `/readyz` tells load balancers to stop sending.
     pub draining: AtomicBool,
+    /// When each API key (by hash) was last used since the last flush. Using a key only touches
+    /// this map; a background task writes it in one transaction every few seconds and at
+    /// shutdown, so key use never costs a write transaction.
+    pub key_usage: std::sync::Mutex<HashMap<[u8; 32], UnixTime>>,
 }
 
 /// Successor pairs handed out recently, by the SHA-256 of the token they replaced; lives for
@@ -45,5 +49,14 @@ impl AppState {
     /// Now, from the injected clock.
     pub fn now(&self) -> UnixTime {
         self.clock.now()
+    }
+
+    /// Write the pending API-key usage to the store.
+    pub async fn flush_key_usage(&self) -> Result<(), crate::store::StoreError> {
+        let pending: Vec<([u8; 32], UnixTime)> = match self.key_usage.lock() {
+            Ok(mut map) => map.drain().collect(),
+            Err(poisoned) => poisoned.into_inner().drain().collect(),
+        };
+        self.store.record_api_key_use(pending).await
     }
 }

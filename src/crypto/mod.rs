@@ -1,6 +1,7 @@
-//! Cryptography: passwords (scrypt), access tokens (EdDSA JWS), signing keys and randomness.
+//! Cryptography: passwords (scrypt), access tokens (EdDSA JWS), API keys, signing keys and randomness.
 //! Pure functions of their inputs; nothing here knows about HTTP or redb.
 
+pub mod api_key;
 pub mod jwt;
 pub mod keys;
 pub mod password;

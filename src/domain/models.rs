@@ -55,11 +55,59 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
+/// A user's API key, as it may be shown: never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// `key-` + random.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// Name given at creation.
+    pub name: String,
+    /// The key's first characters, enough to tell keys apart, far too few to use.
+    pub prefix: String,
+    /// What the key may do.
+    pub scopes: Vec<String>,
+    /// Creation time.
+    pub created_at: UnixTime,
+    /// The key is refused from this time on.
+    pub expires_at: UnixTime,
+    /// Last use, as of the last flush of usage (may lag a few seconds).
+    pub last_used_at: Option<UnixTime>,
+}
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// An access token of a live session: holds every configured scope.
+    Session {
+        /// The session.
+        session_id: String,
+    },
+    /// An API key: holds its own scopes only.
+    ApiKey {
+        /// The key.
+        key_id: String,
+        /// Its scopes.
+        scopes: Vec<String>,
+    },
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// The account.
     pub user: User,
-    /// The session the access token belongs to.
-    pub session_id: String,
+    /// The credential presented.
+    pub credential: Credential,
+}
+
+impl Principal {
+    /// The session, if the caller presented an access token.
+    pub fn session_id(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Session { session_id } => Some(session_id),
+            Credential::ApiKey { .. } => None,
+        }
+    }
 }

@@ -208,3 +208,152 @@ mod tests {
         assert!(Company::parse(Some(&"x".repeat(201))).is_err());
     }
 }
+
+/// An API key's name: 1 to 100 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyName(String);
+
+impl KeyName {
+    /// Trim and check.
+    pub fn parse(raw: &str) -> Result<KeyName, FieldError> {
+        let s = raw.trim();
+        match s.chars().count() {
+            0 => Err(err("name", "required")),
+            n if n > 100 => Err(err("name", "too_long")),
+            _ if s.chars().any(char::is_control) => Err(err("name", "invalid_format")),
+            _ => Ok(KeyName(s.to_string())),
+        }
+    }
+
+    /// The trimmed name.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// The scopes of an API key: a non-empty set drawn from the configured scopes, in the order the
+/// client gave them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scopes(Vec<String>);
+
+impl Scopes {
+    /// Check every scope against `allowed`; empty lists, unknown scopes and duplicates are refused.
+    pub fn parse(raw: Vec<String>, allowed: &[String]) -> Result<Scopes, FieldError> {
+        if raw.is_empty() {
+            return Err(err("scopes", "required"));
+        }
+        if raw.len() > allowed.len() {
+            return Err(err("scopes", "invalid_format"));
+        }
+        for (i, s) in raw.iter().enumerate() {
+            if !allowed.contains(s) {
+                return Err(err("scopes", "unknown_scope"));
+            }
+            if raw[..i].contains(s) {
+                return Err(err("scopes", "invalid_format"));
+            }
+        }
+        Ok(Scopes(raw))
+    }
+
+    /// The scopes.
+    pub fn into_inner(self) -> Vec<String> {
+        self.0
+    }
+}
+
+/// How long a new API key lives: a positive duration no longer than the configured maximum.
+pub fn parse_expires_in(
+    raw: Option<&str>,
+    default: std::time::Duration,
+    max: std::time::Duration,
+) -> Result<std::time::Duration, FieldError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    match crate::domain::duration::parse_duration(raw) {
+        Ok(d) if d.is_zero() => Err(err("expires_in", "invalid_format")),
+        Ok(d) if d > max => Err(err("expires_in", "too_long")),
+        Ok(d) => Ok(d),
+        Err(_) => Err(err("expires_in", "invalid_format")),
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn allowed() -> Vec<String> {
+        vec!["databases:read".into(), "databases:write".into()]
+    }
+
+    #[test]
+    fn scopes_are_a_non_empty_subset_without_repeats() {
+        let ok = Scopes::parse(vec!["databases:read".into()], &allowed()).expect("ok");
+        assert_eq!(ok.into_inner(), ["databases:read"]);
+        assert_eq!(
+            Scopes::parse(vec![], &allowed()),
+            Err(err("scopes", "required"))
+        );
+        assert_eq!(
+            Scopes::parse(vec!["*".into()], &allowed()),
+            Err(err("scopes", "unknown_scope"))
+        );
+        assert_eq!(
+            Scopes::parse(vec!["admin".into()], &allowed()),
+            Err(err("scopes", "unknown_scope"))
+        );
+        let dup = vec!["databases:read".into(), "databases:read".into()];
+        assert_eq!(
+            Scopes::parse(dup, &allowed()),
+            Err(err("scopes", "invalid_format"))
+        );
+        let many = vec!["databases:read".to_string(); 10_000];
+        assert_eq!(
+            Scopes::parse(many, &allowed()),
+            Err(err("scopes", "invalid_format"))
+        );
+    }
+
+    #[test]
+    fn expires_in_is_positive_and_bounded() {
+        let (def, max) = (Duration::from_secs(100), Duration::from_secs(86_400));
+        assert_eq!(parse_expires_in(None, def, max), Ok(def));
+        assert_eq!(parse_expires_in(Some("1d"), def, max), Ok(max));
+        assert_eq!(
+            parse_expires_in(Some("12h"), def, max),
+            Ok(Duration::from_secs(43_200))
+        );
+        assert_eq!(
+            parse_expires_in(Some("2d"), def, max),
+            Err(err("expires_in", "too_long"))
+        );
+        for bad in [
+            "0d",
+            "-1d",
+            "soon",
+            "1.5h",
+            "",
+            "99999999999999999999d",
+            "1y",
+        ] {
+            assert_eq!(
+                parse_expires_in(Some(bad), def, max),
+                Err(err("expires_in", "invalid_format")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_names_are_bounded() {
+        assert_eq!(KeyName::parse(" Prod ").expect("ok").into_inner(), "Prod");
+        assert_eq!(KeyName::parse(""), Err(err("name", "required")));
+        assert_eq!(
+            KeyName::parse(&"k".repeat(101)),
+            Err(err("name", "too_long"))
+        );
+        assert!(KeyName::parse(&"k".repeat(100)).is_ok());
+    }
+}

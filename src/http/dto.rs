@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::rfc3339;
 use crate::crypto::keys::PublicJwk;
-use crate::domain::models::{Session, User};
+use crate::domain::models::{ApiKey, Session, User};
 use crate::service::tokens::TokenPair;
 
 /// `POST /v1/auth/register`. Required fields are `Option` so a missing one is a 422 naming it.
@@ -166,6 +166,95 @@ impl<'a> SessionsResponse<'a> {
                 .collect(),
         }
     }
+}
+
+/// `POST /v1/auth/api-keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    /// Name.
+    pub name: Option<String>,
+    /// Scopes.
+    pub scopes: Option<Vec<String>>,
+    /// Lifetime, like "365d".
+    pub expires_in: Option<String>,
+}
+
+/// `POST /v1/auth/api-keys` → 201: the only time the key is shown.
+#[derive(Debug, Serialize)]
+pub struct CreatedApiKey<'a> {
+    api_key: &'a str,
+    id: &'a str,
+    name: &'a str,
+    prefix: &'a str,
+    scopes: &'a [String],
+    expires_at: String,
+}
+
+impl<'a> CreatedApiKey<'a> {
+    /// The body, from the secret and the stored view.
+    pub fn new(secret: &'a crate::secret::Secret, k: &'a ApiKey) -> Self {
+        CreatedApiKey {
+            api_key: secret.expose(),
+            id: &k.id,
+            name: &k.name,
+            prefix: &k.prefix,
+            scopes: &k.scopes,
+            expires_at: rfc3339(k.expires_at),
+        }
+    }
+}
+
+/// One entry of `GET /v1/auth/api-keys`: never the key.
+#[derive(Debug, Serialize)]
+pub struct ApiKeyItem<'a> {
+    id: &'a str,
+    name: &'a str,
+    prefix: &'a str,
+    scopes: &'a [String],
+    last_used_at: Option<String>,
+    expires_at: String,
+    created_at: String,
+}
+
+/// `GET /v1/auth/api-keys`.
+#[derive(Debug, Serialize)]
+pub struct ApiKeysResponse<'a> {
+    api_keys: Vec<ApiKeyItem<'a>>,
+}
+
+impl<'a> ApiKeysResponse<'a> {
+    /// The list.
+    pub fn new(keys: &'a [ApiKey]) -> Self {
+        ApiKeysResponse {
+            api_keys: keys
+                .iter()
+                .map(|k| ApiKeyItem {
+                    id: &k.id,
+                    name: &k.name,
+                    prefix: &k.prefix,
+                    scopes: &k.scopes,
+                    last_used_at: k.last_used_at.map(rfc3339),
+                    expires_at: rfc3339(k.expires_at),
+                    created_at: rfc3339(k.created_at),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `GET /v1/auth/verify`.
+#[derive(Debug, Serialize)]
+pub struct VerifyResponse<'a> {
+    /// The user.
+    pub user_id: &'a str,
+    /// "session" or "api_key".
+    pub credential: &'static str,
+    /// Scopes held.
+    pub scopes: &'a [String],
+    /// The key, for API-key callers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<&'a str>,
 }
 
 /// `{message_code}` for successes that return nothing else.

@@ -79,8 +79,16 @@ async fn dispatch(
 ) -> Result<Response<Body>, Error> {
     let principal = match route.access() {
         Access::Public => None,
+        Access::Any => {
+            Some(service::credentials::authenticate(state, auth::bearer(req.headers())?).await?)
+        }
         Access::Session => {
-            Some(service::sessions::authenticate(state, auth::bearer(req.headers())?).await?)
+            let who =
+                service::credentials::authenticate(state, auth::bearer(req.headers())?).await?;
+            if who.session_id().is_none() {
+                return Err(Error::SessionRequired);
+            }
+            Some(who)
         }
     };
     let ctx = Ctx {
@@ -95,6 +103,10 @@ async fn dispatch(
         Route::Logout => handlers::sessions::logout(state, ctx).await,
         Route::ListSessions => handlers::sessions::list(state, ctx).await,
         Route::RevokeSession(id) => handlers::sessions::revoke(state, ctx, &id).await,
+        Route::CreateApiKey => handlers::api_keys::create(state, req, ctx).await,
+        Route::ListApiKeys => handlers::api_keys::list(state, ctx).await,
+        Route::RevokeApiKey(id) => handlers::api_keys::revoke(state, ctx, &id).await,
+        Route::Verify => handlers::verify::verify(state, &req, ctx),
         Route::Jwks => Ok(handlers::health::jwks(state)),
         Route::Healthz => Ok(handlers::health::healthz()),
         Route::Readyz => handlers::health::readyz(state).await,

@@ -6,14 +6,20 @@
 //! | POST   | /v1/auth/login              | Login          | public  |
 //! | POST   | /v1/auth/refresh            | Refresh        | public  |
 //! | POST   | /v1/auth/logout             | Logout         | session |
-//! | GET    | /v1/auth/me                 | Me             | session |
+//! | GET    | /v1/auth/me                 | Me             | any     |
 //! | GET    | /v1/auth/sessions           | ListSessions   | session |
 //! | DELETE | /v1/auth/sessions/{id}      | RevokeSession  | session |
+//! | POST   | /v1/auth/api-keys           | CreateApiKey   | session |
+//! | GET    | /v1/auth/api-keys           | ListApiKeys    | session |
+//! | DELETE | /v1/auth/api-keys/{id}      | RevokeApiKey   | session |
+//! | GET    | /v1/auth/verify             | Verify         | any     |
 //! | GET    | /.well-known/jwks.json      | Jwks           | public  |
 //! | GET    | /healthz                    | Healthz        | public  |
 //! | GET    | /readyz                     | Readyz         | public  |
 //!
-//! A known path with another method is 405 with `Allow`; anything else is 404.
+//! "session" routes need an access token (an API key gets 403 `session_required`); "any"
+//! routes take an access token or an API key. A known path with another method is 405 with
+//! `Allow`; anything else is 404.
 
 use hyper::Method;
 
@@ -36,6 +42,14 @@ pub enum Route {
     ListSessions,
     /// End one of the caller's sessions.
     RevokeSession(String),
+    /// Create an API key.
+    CreateApiKey,
+    /// The caller's API keys.
+    ListApiKeys,
+    /// Revoke one of the caller's API keys.
+    RevokeApiKey(String),
+    /// Who is this and may they do that: for other services and reverse proxies.
+    Verify,
     /// Public signing keys.
     Jwks,
     /// Liveness.
@@ -51,9 +65,12 @@ pub enum Access {
     Public,
     /// A bearer access token of a live session.
     Session,
+    /// A bearer access token or an API key.
+    Any,
 }
 
 const SESSIONS_PREFIX: &str = "/v1/auth/sessions/";
+const API_KEYS_PREFIX: &str = "/v1/auth/api-keys/";
 
 impl Route {
     /// Map a method and path to a route, or to the 404/405 the client deserves.
@@ -65,17 +82,32 @@ impl Route {
             "/v1/auth/logout" => ("POST", Method::POST, Route::Logout),
             "/v1/auth/me" => ("GET", Method::GET, Route::Me),
             "/v1/auth/sessions" => ("GET", Method::GET, Route::ListSessions),
+            "/v1/auth/api-keys" => match *method {
+                Method::GET => return Ok(Route::ListApiKeys),
+                Method::POST => return Ok(Route::CreateApiKey),
+                _ => return Err(Error::MethodNotAllowed("GET, POST")),
+            },
+            "/v1/auth/verify" => ("GET", Method::GET, Route::Verify),
             "/.well-known/jwks.json" => ("GET", Method::GET, Route::Jwks),
             "/healthz" => ("GET", Method::GET, Route::Healthz),
             "/readyz" => ("GET", Method::GET, Route::Readyz),
-            p => match p.strip_prefix(SESSIONS_PREFIX) {
-                Some(id) if is_id(id) => (
-                    "DELETE",
-                    Method::DELETE,
-                    Route::RevokeSession(id.to_string()),
-                ),
-                _ => return Err(Error::NotFound),
-            },
+            p => {
+                if let Some(id) = p.strip_prefix(SESSIONS_PREFIX).filter(|id| is_id(id)) {
+                    (
+                        "DELETE",
+                        Method::DELETE,
+                        Route::RevokeSession(id.to_string()),
+                    )
+                } else if let Some(id) = p.strip_prefix(API_KEYS_PREFIX).filter(|id| is_id(id)) {
+                    (
+                        "DELETE",
+                        Method::DELETE,
+                        Route::RevokeApiKey(id.to_string()),
+                    )
+                } else {
+                    return Err(Error::NotFound);
+                }
+            }
         };
         if *method == want {
             Ok(route)
@@ -93,9 +125,13 @@ impl Route {
             | Route::Jwks
             | Route::Healthz
             | Route::Readyz => Access::Public,
-            Route::Logout | Route::Me | Route::ListSessions | Route::RevokeSession(_) => {
-                Access::Session
-            }
+            Route::Me | Route::Verify => Access::Any,
+            Route::Logout
+            | Route::ListSessions
+            | Route::RevokeSession(_)
+            | Route::CreateApiKey
+            | Route::ListApiKeys
+            | Route::RevokeApiKey(_) => Access::Session,
         }
     }
 
@@ -109,6 +145,10 @@ impl Route {
             Route::Me => "me",
             Route::ListSessions => "list_sessions",
             Route::RevokeSession(_) => "revoke_session",
+            Route::CreateApiKey => "create_api_key",
+            Route::ListApiKeys => "list_api_keys",
+            Route::RevokeApiKey(_) => "revoke_api_key",
+            Route::Verify => "verify",
             Route::Jwks => "jwks",
             Route::Healthz => "healthz",
             Route::Readyz => "readyz",
@@ -158,6 +198,8 @@ mod tests {
             (Method::PUT, "/v1/auth/register", "POST"),
             (Method::TRACE, "/v1/auth/me", "GET"),
             (Method::POST, "/v1/auth/sessions/ses-1", "DELETE"),
+            (Method::DELETE, "/v1/auth/api-keys", "GET, POST"),
+            (Method::POST, "/v1/auth/verify", "GET"),
         ] {
             match Route::parse(&m, p) {
                 Err(Error::MethodNotAllowed(a)) => assert_eq!(a, allow, "{p}"),
@@ -192,7 +234,9 @@ mod tests {
 
     #[test]
     fn session_routes_need_a_session() {
-        assert_eq!(Route::Me.access(), Access::Session);
+        assert_eq!(Route::Me.access(), Access::Any);
+        assert_eq!(Route::Verify.access(), Access::Any);
+        assert_eq!(Route::CreateApiKey.access(), Access::Session);
         assert_eq!(Route::Logout.access(), Access::Session);
         assert_eq!(Route::Login.access(), Access::Public);
     }

@@ -5,6 +5,7 @@
 //! Durability is redb's default (`Immediate`): when an operation returns `Ok`, its commit is on
 //! disk, so a 2xx sent after it survives a crash.
 
+mod api_keys;
 mod keys;
 pub mod records;
 mod schema;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
+pub use api_keys::{KeyCreateOutcome, NewApiKey};
 pub use sessions::{NewSession, Rotation};
 pub use users::{CreateOutcome, NewUser};
 
@@ -153,6 +155,9 @@ impl Store {
             tx.open_multimap_table(schema::SESSIONS_BY_USER)?;
             tx.open_table(schema::REFRESH_TOKENS)?;
             tx.open_table(schema::SIGNING_KEYS)?;
+            tx.open_table(schema::API_KEYS)?;
+            tx.open_table(schema::API_KEYS_BY_ID)?;
+            tx.open_multimap_table(schema::API_KEYS_BY_USER)?;
         }
         tx.commit()?;
         Ok(())

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
-use crate::domain::models::{Session, User};
+use crate::domain::models::{ApiKey, Session, User};
 
 use super::StoreError;
 
@@ -72,6 +72,31 @@ pub struct SessionRecord {
     pub rotated_at: UnixTime,
 }
 
+/// An API key, stored under the SHA-256 of the key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    /// Record version.
+    pub v: u32,
+    /// `key-` + random.
+    pub id: String,
+    /// SHA-256 of the key (also the table key), compared in constant time on use.
+    pub hash: [u8; 32],
+    /// Owner.
+    pub user_id: String,
+    /// Name.
+    pub name: String,
+    /// Display prefix.
+    pub prefix: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Creation time.
+    pub created_at: UnixTime,
+    /// Expiry.
+    pub expires_at: UnixTime,
+    /// Last use, written in batches.
+    pub last_used_at: Option<UnixTime>,
+}
+
 /// A signing key.
 #[derive(Serialize, Deserialize)]
 pub struct SigningKeyRecord {
@@ -106,7 +131,7 @@ macro_rules! versioned {
         }
     )*};
 }
-versioned!(UserRecord, SessionRecord, SigningKeyRecord);
+versioned!(UserRecord, SessionRecord, SigningKeyRecord, ApiKeyRecord);
 
 /// Encode a record.
 pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
@@ -140,6 +165,21 @@ impl From<&UserRecord> for User {
             two_factor_enabled: r.two_factor_enabled,
             email_verified_at: r.email_verified_at,
             created_at: r.created_at,
+        }
+    }
+}
+
+impl From<&ApiKeyRecord> for ApiKey {
+    fn from(r: &ApiKeyRecord) -> Self {
+        ApiKey {
+            id: r.id.clone(),
+            user_id: r.user_id.clone(),
+            name: r.name.clone(),
+            prefix: r.prefix.clone(),
+            scopes: r.scopes.clone(),
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            last_used_at: r.last_used_at,
         }
     }
 }

@@ -20,3 +20,10 @@ pub const SESSIONS_BY_USER: MultimapTableDefinition<&str, &str> =
 pub const REFRESH_TOKENS: TableDefinition<&[u8], &str> = TableDefinition::new("refresh_tokens");
 /// kid -> CBOR `SigningKeyRecord`.
 pub const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");
+/// SHA-256 of an API key -> CBOR `ApiKeyRecord`; the key itself is never stored.
+pub const API_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("api_keys");
+/// key id -> SHA-256 of the key.
+pub const API_KEYS_BY_ID: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys_by_id");
+/// user id -> key ids.
+pub const API_KEYS_BY_USER: MultimapTableDefinition<&str, &str> =
+    MultimapTableDefinition::new("api_keys_by_user");

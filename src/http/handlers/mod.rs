@@ -2,8 +2,10 @@
 //! service, encode the response. Rules live in `service`.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod health;
 pub mod sessions;
+pub mod verify;
 
 use crate::domain::models::Principal;
 use crate::error::Error;

@@ -26,7 +26,7 @@ pub async fn list(state: &AppState, ctx: Ctx) -> Result<Response<Body>, Error> {
     let list = sessions::list(state, who).await?;
     Ok(json(
         StatusCode::OK,
-        &SessionsResponse::new(&list, &who.session_id),
+        &SessionsResponse::new(&list, who.session_id().unwrap_or_default()),
     ))
 }
 

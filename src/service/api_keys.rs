@@ -1,0 +1,89 @@
+//! API keys: issue (shown once), list, revoke. Only a session may manage keys.
+
+use crate::crypto::{api_key, random};
+use crate::domain::models::{ApiKey, Principal};
+use crate::domain::types::{KeyName, Scopes};
+use crate::error::Error;
+use crate::secret::Secret;
+use crate::state::AppState;
+use crate::store::{KeyCreateOutcome, NewApiKey};
+
+/// A validated request for a new key.
+#[derive(Debug)]
+pub struct KeyRequest {
+    /// Name.
+    pub name: KeyName,
+    /// Scopes.
+    pub scopes: Scopes,
+    /// Lifetime.
+    pub expires_in: std::time::Duration,
+}
+
+/// Create a key for the caller; the returned secret is never available again.
+pub async fn create(
+    state: &AppState,
+    who: &Principal,
+    req: KeyRequest,
+) -> Result<(Secret, ApiKey), Error> {
+    who.session_id().ok_or(Error::SessionRequired)?;
+    let now = state.now();
+    let generated = api_key::generate(&state.config.api_keys.prefix);
+    let ttl = i64::try_from(req.expires_in.as_secs()).unwrap_or(i64::MAX / 4);
+    let key = ApiKey {
+        id: random::id("key-"),
+        user_id: who.user.id.clone(),
+        name: req.name.into_inner(),
+        prefix: generated.shown,
+        scopes: req.scopes.into_inner(),
+        created_at: now,
+        expires_at: now + ttl,
+        last_used_at: None,
+    };
+    let new = NewApiKey {
+        id: key.id.clone(),
+        hash: generated.hash,
+        user_id: key.user_id.clone(),
+        name: key.name.clone(),
+        prefix: key.prefix.clone(),
+        scopes: key.scopes.clone(),
+        created_at: key.created_at,
+        expires_at: key.expires_at,
+    };
+    match state
+        .store
+        .create_api_key(new, state.config.api_keys.max_per_user)
+        .await?
+    {
+        KeyCreateOutcome::LimitReached => Err(Error::ApiKeyLimitReached),
+        KeyCreateOutcome::Created => {
+            tracing::info!(user_id = %key.user_id, key_id = %key.id, "api key created");
+            Ok((generated.secret, key))
+        }
+    }
+}
+
+/// The caller's live keys, newest first. Pending usage is flushed first so `last_used_at` is
+/// current; listing is rare, so this keeps key use itself free of writes.
+pub async fn list(state: &AppState, who: &Principal) -> Result<Vec<ApiKey>, Error> {
+    who.session_id().ok_or(Error::SessionRequired)?;
+    state.flush_key_usage().await?;
+    Ok(state
+        .store
+        .list_api_keys(who.user.id.clone(), state.now())
+        .await?)
+}
+
+/// Revoke one of the caller's keys; another user's or an unknown id is `NotFound`.
+pub async fn revoke(state: &AppState, who: &Principal, key_id: &str) -> Result<(), Error> {
+    who.session_id().ok_or(Error::SessionRequired)?;
+    if state
+        .store
+        .revoke_api_key(who.user.id.clone(), key_id.to_string())
+        .await?
+    {
+        tracing::info!(user_id = %who.user.id, key_id, "api key revoked");
+        Ok(())
+    } else {
+        Err(Error::NotFound)
+    }
+}

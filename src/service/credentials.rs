@@ -1,0 +1,85 @@
+//! Who is calling: a bearer access token of a live session, or an API key. The hottest path of
+//! every deployment, so each kind costs one cheap check and one read, and never a write.
+
+use crate::crypto::{api_key, jwt, random};
+use crate::domain::models::{Credential, Principal, User};
+use crate::error::Error;
+use crate::state::AppState;
+
+/// Authenticate a bearer credential. Keys are told apart by the configured prefix, which no
+/// JWT (base64url of `{"`) can start with.
+pub async fn authenticate(state: &AppState, bearer: &str) -> Result<Principal, Error> {
+    if bearer.starts_with(&state.config.api_keys.prefix) {
+        authenticate_key(state, bearer).await
+    } else {
+        authenticate_token(state, bearer).await
+    }
+}
+
+/// An access token: a good signature from one of our keys, our issuer, not expired, and a
+/// session that still exists for that user. One signature check and one read.
+async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, Error> {
+    let now = state.now();
+    let claims =
+        jwt::verify(token, &state.keys, &state.config.tokens.issuer, now).map_err(|e| {
+            tracing::debug!(reason = ?e, "access token refused");
+            Error::Unauthorized
+        })?;
+    let Some((session, user)) = state.store.session_with_user(claims.sid, now).await? else {
+        return Err(Error::Unauthorized);
+    };
+    if session.user_id != claims.sub {
+        return Err(Error::Unauthorized);
+    }
+    Ok(Principal {
+        user: User::from(&user),
+        credential: Credential::Session {
+            session_id: session.id,
+        },
+    })
+}
+
+/// An API key: checksum (no store), one SHA-256, one read; its use is noted in memory only.
+async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, Error> {
+    if !api_key::well_formed(key, &state.config.api_keys.prefix) {
+        return Err(Error::Unauthorized);
+    }
+    let hash = random::sha256(key.as_bytes());
+    let now = state.now();
+    let Some((key, user)) = state.store.api_key_with_user(hash, now).await? else {
+        return Err(Error::Unauthorized);
+    };
+    match state.key_usage.lock() {
+        Ok(mut usage) => {
+            usage.insert(hash, now);
+        }
+        Err(poisoned) => {
+            poisoned.into_inner().insert(hash, now);
+        }
+    }
+    Ok(Principal {
+        user: User::from(&user),
+        credential: Credential::ApiKey {
+            key_id: key.id,
+            scopes: key.scopes,
+        },
+    })
+}
+
+/// The scopes a principal holds: a session holds every configured scope.
+pub fn scopes<'a>(state: &'a AppState, who: &'a Principal) -> &'a [String] {
+    match &who.credential {
+        Credential::Session { .. } => &state.config.api_keys.scopes,
+        Credential::ApiKey { scopes, .. } => scopes,
+    }
+}
+
+/// Check that `who` holds every scope in `wanted`.
+pub fn require_scopes(state: &AppState, who: &Principal, wanted: &[String]) -> Result<(), Error> {
+    let held = scopes(state, who);
+    if wanted.iter().all(|w| held.contains(w)) {
+        Ok(())
+    } else {
+        Err(Error::InsufficientScope)
+    }
+}

@@ -1,0 +1,324 @@
+//! API keys: create under a per-user cap, list, revoke, find by hash, and record usage in batches.
+
+use redb::{ReadableMultimapTable, ReadableTable, WriteTransaction};
+
+use crate::clock::UnixTime;
+use crate::crypto::random;
+use crate::domain::models::ApiKey;
+
+use super::records::{decode, encode, ApiKeyRecord, UserRecord, RECORD_VERSION};
+use super::schema::{API_KEYS, API_KEYS_BY_ID, API_KEYS_BY_USER, USERS};
+use super::{Store, StoreError};
+
+/// What a new key is made of.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    /// `key-` + random.
+    pub id: String,
+    /// SHA-256 of the key.
+    pub hash: [u8; 32],
+    /// Owner.
+    pub user_id: String,
+    /// Name.
+    pub name: String,
+    /// Display prefix.
+    pub prefix: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Now.
+    pub created_at: UnixTime,
+    /// Expiry.
+    pub expires_at: UnixTime,
+}
+
+/// Result of creating a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCreateOutcome {
+    /// Committed.
+    Created,
+    /// The user already holds the most live keys allowed; nothing was written.
+    LimitReached,
+}
+
+fn delete_key(tx: &WriteTransaction, k: &ApiKeyRecord) -> Result<(), StoreError> {
+    tx.open_table(API_KEYS)?.remove(k.hash.as_slice())?;
+    tx.open_table(API_KEYS_BY_ID)?.remove(k.id.as_str())?;
+    tx.open_multimap_table(API_KEYS_BY_USER)?
+        .remove(k.user_id.as_str(), k.id.as_str())?;
+    Ok(())
+}
+
+/// A user's keys, expired ones included.
+fn user_keys(tx: &WriteTransaction, user_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    let index = tx.open_multimap_table(API_KEYS_BY_USER)?;
+    let by_id = tx.open_table(API_KEYS_BY_ID)?;
+    let keys = tx.open_table(API_KEYS)?;
+    let mut out = Vec::new();
+    for id in index.get(user_id)? {
+        let id = id?;
+        let Some(hash) = by_id.get(id.value())? else {
+            continue;
+        };
+        if let Some(bytes) = keys.get(hash.value())? {
+            out.push(decode("api_keys", bytes.value())?);
+        }
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// Create a key unless the user already holds `max_per_user` live ones. Expired keys of the
+    /// user are removed in the same transaction.
+    pub async fn create_api_key(
+        &self,
+        key: NewApiKey,
+        max_per_user: usize,
+    ) -> Result<KeyCreateOutcome, StoreError> {
+        self.write(move |tx| {
+            let mut live = 0;
+            for k in user_keys(tx, &key.user_id)? {
+                if key.created_at >= k.expires_at {
+                    delete_key(tx, &k)?;
+                } else {
+                    live += 1;
+                }
+            }
+            if live >= max_per_user {
+                return Ok(KeyCreateOutcome::LimitReached);
+            }
+            let record = ApiKeyRecord {
+                v: RECORD_VERSION,
+                id: key.id,
+                hash: key.hash,
+                user_id: key.user_id,
+                name: key.name,
+                prefix: key.prefix,
+                scopes: key.scopes,
+                created_at: key.created_at,
+                expires_at: key.expires_at,
+                last_used_at: None,
+            };
+            tx.open_table(API_KEYS)?
+                .insert(record.hash.as_slice(), encode(&record)?.as_slice())?;
+            tx.open_table(API_KEYS_BY_ID)?
+                .insert(record.id.as_str(), record.hash.as_slice())?;
+            tx.open_multimap_table(API_KEYS_BY_USER)?
+                .insert(record.user_id.as_str(), record.id.as_str())?;
+            Ok(KeyCreateOutcome::Created)
+        })
+        .await
+    }
+
+    /// A user's live keys, newest first.
+    pub async fn list_api_keys(
+        &self,
+        user_id: String,
+        now: UnixTime,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.read(move |tx| {
+            let index = tx.open_multimap_table(API_KEYS_BY_USER)?;
+            let by_id = tx.open_table(API_KEYS_BY_ID)?;
+            let keys = tx.open_table(API_KEYS)?;
+            let mut out = Vec::new();
+            for id in index.get(user_id.as_str())? {
+                let id = id?;
+                let Some(hash) = by_id.get(id.value())? else {
+                    continue;
+                };
+                if let Some(bytes) = keys.get(hash.value())? {
+                    let k: ApiKeyRecord = decode("api_keys", bytes.value())?;
+                    if now < k.expires_at {
+                        out.push(ApiKey::from(&k));
+                    }
+                }
+            }
+            out.sort_by(|a, b| {
+                b.created_at
+                    .cmp(&a.created_at)
+                    .then_with(|| b.id.cmp(&a.id))
+            });
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Delete a key if it belongs to `user_id`. Returns whether one was deleted.
+    pub async fn revoke_api_key(
+        &self,
+        user_id: String,
+        key_id: String,
+    ) -> Result<bool, StoreError> {
+        self.write(move |tx| {
+            let hash = {
+                let by_id = tx.open_table(API_KEYS_BY_ID)?;
+                let found = by_id.get(key_id.as_str())?.map(|h| h.value().to_vec());
+                match found {
+                    Some(h) => h,
+                    None => return Ok(false),
+                }
+            };
+            let record: Option<ApiKeyRecord> = {
+                let keys = tx.open_table(API_KEYS)?;
+                let found = keys.get(hash.as_slice())?;
+                match found {
+                    Some(bytes) => Some(decode("api_keys", bytes.value())?),
+                    None => None,
+                }
+            };
+            match record {
+                Some(k) if k.user_id == user_id => {
+                    delete_key(tx, &k)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
+        .await
+    }
+
+    /// The live key with this hash, and its owner: the one read behind every API-key use.
+    pub async fn api_key_with_user(
+        &self,
+        hash: [u8; 32],
+        now: UnixTime,
+    ) -> Result<Option<(ApiKey, UserRecord)>, StoreError> {
+        self.read(move |tx| {
+            let keys = tx.open_table(API_KEYS)?;
+            let Some(bytes) = keys.get(hash.as_slice())? else {
+                return Ok(None);
+            };
+            let k: ApiKeyRecord = decode("api_keys", bytes.value())?;
+            if !random::ct_eq(&k.hash, &hash) || now >= k.expires_at {
+                return Ok(None);
+            }
+            let users = tx.open_table(USERS)?;
+            let Some(bytes) = users.get(k.user_id.as_str())? else {
+                return Ok(None);
+            };
+            Ok(Some((ApiKey::from(&k), decode("users", bytes.value())?)))
+        })
+        .await
+    }
+
+    /// Record when keys were last used, in one transaction. Keys deleted meanwhile are skipped.
+    pub async fn record_api_key_use(
+        &self,
+        uses: Vec<([u8; 32], UnixTime)>,
+    ) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        self.write(move |tx| {
+            let mut keys = tx.open_table(API_KEYS)?;
+            for (hash, at) in uses {
+                let record: Option<ApiKeyRecord> = match keys.get(hash.as_slice())? {
+                    Some(bytes) => Some(decode("api_keys", bytes.value())?),
+                    None => None,
+                };
+                if let Some(mut k) = record {
+                    if k.last_used_at.is_none_or(|t| t < at) {
+                        k.last_used_at = Some(at);
+                        keys.insert(hash.as_slice(), encode(&k)?.as_slice())?;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str, hash: u8, user: &str, at: UnixTime) -> NewApiKey {
+        NewApiKey {
+            id: id.into(),
+            hash: [hash; 32],
+            user_id: user.into(),
+            name: "n".into(),
+            prefix: "ch_live_abcd".into(),
+            scopes: vec!["databases:read".into()],
+            created_at: at,
+            expires_at: at + 100,
+        }
+    }
+
+    #[tokio::test]
+    async fn create_find_list_use_and_revoke() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&tmp.path().join("db.redb")).expect("open");
+        assert_eq!(
+            store
+                .create_api_key(key("key-1", 1, "u1", 10), 2)
+                .await
+                .expect("c"),
+            KeyCreateOutcome::Created
+        );
+        assert_eq!(
+            store
+                .create_api_key(key("key-2", 2, "u1", 11), 2)
+                .await
+                .expect("c"),
+            KeyCreateOutcome::Created
+        );
+        assert_eq!(
+            store
+                .create_api_key(key("key-3", 3, "u1", 12), 2)
+                .await
+                .expect("c"),
+            KeyCreateOutcome::LimitReached
+        );
+        let ids: Vec<String> = store
+            .list_api_keys("u1".into(), 20)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|k| k.id)
+            .collect();
+        assert_eq!(ids, ["key-2", "key-1"]);
+        // No user record for u1 in this test: the key alone does not authenticate.
+        assert!(store
+            .api_key_with_user([1; 32], 20)
+            .await
+            .expect("read")
+            .is_none());
+        store
+            .record_api_key_use(vec![([1; 32], 15), ([9; 32], 15)])
+            .await
+            .expect("use");
+        let k1 = store
+            .list_api_keys("u1".into(), 20)
+            .await
+            .expect("list")
+            .pop()
+            .expect("k1");
+        assert_eq!(k1.last_used_at, Some(15));
+        assert!(!store
+            .revoke_api_key("u2".into(), "key-1".into())
+            .await
+            .expect("other user"));
+        assert!(store
+            .revoke_api_key("u1".into(), "key-1".into())
+            .await
+            .expect("owner"));
+        assert!(!store
+            .revoke_api_key("u1".into(), "key-1".into())
+            .await
+            .expect("gone"));
+        // Expired keys leave the list and free their slot.
+        assert!(store
+            .list_api_keys("u1".into(), 111)
+            .await
+            .expect("list")
+            .is_empty());
+        assert_eq!(
+            store
+                .create_api_key(key("key-4", 4, "u1", 200), 1)
+                .await
+                .expect("c"),
+            KeyCreateOutcome::Created
+        );
+    }
+}
