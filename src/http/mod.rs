@@ -72,7 +72,7 @@ pub async fn serve_request(
 }
 
 async fn dispatch(
-    state: &AppState,
+    state: &Arc<AppState>,
     route: Route,
     req: Request<Incoming>,
     peer: SocketAddr,

@@ -1,5 +1,7 @@
 //! Issuing token pairs and rotating refresh tokens (with reuse detection and the optional grace).
 
+use std::sync::Arc;
+
 use crate::clock::UnixTime;
 use crate::crypto::jwt::{self, Claims};
 use crate::crypto::random;
@@ -55,20 +57,40 @@ fn well_formed(token: &str) -> bool {
 }
 
 /// Exchange a refresh token for a new pair (RFC 9700 §4.14.2 rotation).
-pub async fn refresh(state: &AppState, presented: Secret) -> Result<TokenPair, Error> {
+pub async fn refresh(state: &Arc<AppState>, presented: Secret) -> Result<TokenPair, Error> {
     if !well_formed(presented.expose()) {
         return Err(Error::InvalidRefreshToken);
     }
     let presented_hash = random::sha256(presented.expose().as_bytes());
+    // Invented tokens are refused by a read: they never queue for the refresh lock or cost a
+    // write transaction.
+    if !state.store.refresh_token_known(presented_hash).await? {
+        return Err(Error::InvalidRefreshToken);
+    }
+    // Rotation and the grace-cache entry must happen together even if the client goes away
+    // mid-request (hyper then drops this future): otherwise a retry within the grace would find
+    // a committed rotation without its successor. A spawned task runs to completion regardless.
+    let state = state.clone();
+    tokio::spawn(async move { rotate(&state, presented_hash).await })
+        .await
+        .unwrap_or_else(|e| {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic())
+            }
+            Err(Error::Internal("refresh task cancelled".into()))
+        })
+}
+
+async fn rotate(state: &AppState, presented_hash: [u8; 32]) -> Result<TokenPair, Error> {
     let grace = i64::try_from(state.config.tokens.refresh_reuse_grace.as_secs()).unwrap_or(0);
     let mut cache = state.refresh.lock().await;
     let now = state.now();
     let (new_token, new_hash) = new_refresh_token();
-    match state
+    let rotation = state
         .store
         .rotate_refresh(presented_hash, new_hash, now, grace)
-        .await?
-    {
+        .await?;
+    match rotation {
         Rotation::Rotated(session) => {
             let pair = TokenPair {
                 access_token: access_token(state, &session.user_id, &session.id, session.auth_time),

@@ -8,7 +8,7 @@ use crate::domain::models::ApiKey;
 
 use super::records::{decode, encode, ApiKeyRecord, UserRecord, RECORD_VERSION};
 use super::schema::{API_KEYS, API_KEYS_BY_ID, API_KEYS_BY_USER, USERS};
-use super::{Store, StoreError};
+use super::{Changed, Store, StoreError};
 
 /// What a new key is made of.
 #[derive(Debug, Clone)]
@@ -74,17 +74,19 @@ impl Store {
         key: NewApiKey,
         max_per_user: usize,
     ) -> Result<KeyCreateOutcome, StoreError> {
-        self.write(move |tx| {
+        self.write_if_changed(move |tx| {
             let mut live = 0;
+            let mut pruned = Changed::No;
             for k in user_keys(tx, &key.user_id)? {
                 if key.created_at >= k.expires_at {
                     delete_key(tx, &k)?;
+                    pruned = Changed::Yes;
                 } else {
                     live += 1;
                 }
             }
             if live >= max_per_user {
-                return Ok(KeyCreateOutcome::LimitReached);
+                return Ok((KeyCreateOutcome::LimitReached, pruned));
             }
             let record = ApiKeyRecord {
                 v: RECORD_VERSION,
@@ -104,7 +106,7 @@ impl Store {
                 .insert(record.id.as_str(), record.hash.as_slice())?;
             tx.open_multimap_table(API_KEYS_BY_USER)?
                 .insert(record.user_id.as_str(), record.id.as_str())?;
-            Ok(KeyCreateOutcome::Created)
+            Ok((KeyCreateOutcome::Created, Changed::Yes))
         })
         .await
     }
@@ -148,13 +150,13 @@ impl Store {
         user_id: String,
         key_id: String,
     ) -> Result<bool, StoreError> {
-        self.write(move |tx| {
+        self.write_if_changed(move |tx| {
             let hash = {
                 let by_id = tx.open_table(API_KEYS_BY_ID)?;
                 let found = by_id.get(key_id.as_str())?.map(|h| h.value().to_vec());
                 match found {
                     Some(h) => h,
-                    None => return Ok(false),
+                    None => return Ok((false, Changed::No)),
                 }
             };
             let record: Option<ApiKeyRecord> = {
@@ -168,9 +170,9 @@ impl Store {
             match record {
                 Some(k) if k.user_id == user_id => {
                     delete_key(tx, &k)?;
-                    Ok(true)
+                    Ok((true, Changed::Yes))
                 }
-                _ => Ok(false),
+                _ => Ok((false, Changed::No)),
             }
         })
         .await
@@ -193,7 +195,10 @@ impl Store {
             }
             let users = tx.open_table(USERS)?;
             let Some(bytes) = users.get(k.user_id.as_str())? else {
-                return Ok(None);
+                return Err(StoreError::Corrupt(format!(
+                    "api key {} of missing user",
+                    k.id
+                )));
             };
             Ok(Some((ApiKey::from(&k), decode("users", bytes.value())?)))
         })
@@ -278,12 +283,8 @@ mod tests {
             .map(|k| k.id)
             .collect();
         assert_eq!(ids, ["key-2", "key-1"]);
-        // No user record for u1 in this test: the key alone does not authenticate.
-        assert!(store
-            .api_key_with_user([1; 32], 20)
-            .await
-            .expect("read")
-            .is_none());
+        // A key whose user row is missing is damage, reported as an error, not "no such key".
+        assert!(store.api_key_with_user([1; 32], 20).await.is_err());
         store
             .record_api_key_use(vec![([1; 32], 15), ([9; 32], 15)])
             .await

@@ -27,8 +27,9 @@ pub use users::{CreateOutcome, NewUser};
 /// missing row: an auth decision must not mistake a broken database for an unknown user.
 #[derive(Debug)]
 pub enum StoreError {
-    /// redb failed (I/O, corruption it detected, lock held by another process).
-    Redb(Box<redb::Error>),
+    /// The database failed (I/O, corruption it detected, lock held by another process). Opaque,
+    /// so no backend type leaks past the store.
+    Backend(Box<dyn std::error::Error + Send + Sync>),
     /// A record could not be encoded or decoded.
     Corrupt(String),
     /// The file was written by a newer cloudheed-auth.
@@ -47,7 +48,7 @@ pub enum StoreError {
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StoreError::Redb(e) => write!(f, "database: {e}"),
+            StoreError::Backend(e) => write!(f, "database: {e}"),
             StoreError::Corrupt(why) => write!(f, "corrupt record: {why}"),
             StoreError::SchemaTooNew { found, supported } => write!(
                 f,
@@ -65,7 +66,7 @@ macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Redb(Box::new(e.into()))
+                StoreError::Backend(Box::new(redb::Error::from(e)))
             }
         }
     )*};
@@ -78,6 +79,13 @@ from_redb!(
     redb::StorageError,
     redb::CommitError
 );
+
+/// Whether a write transaction changed anything and so must be committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Changed {
+    Yes,
+    No,
+}
 
 /// A handle to the open database; cheap to clone.
 #[derive(Clone)]
@@ -191,11 +199,24 @@ impl Store {
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.write_if_changed(|tx| f(tx).map(|out| (out, Changed::Yes)))
+            .await
+    }
+
+    /// Like `write`, but `f` says whether it changed anything; a transaction that changed
+    /// nothing is aborted rather than committed, so a refused request never costs an fsync.
+    async fn write_if_changed<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<(T, Changed), StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let db = self.db.clone();
         crate::blocking::run(move || {
             let tx = db.begin_write()?;
-            let out = f(&tx)?;
-            tx.commit()?;
+            let (out, changed) = f(&tx)?;
+            match changed {
+                Changed::Yes => tx.commit()?,
+                Changed::No => tx.abort()?,
+            }
             Ok(out)
         })
         .await

@@ -5,14 +5,14 @@
 //! (RFC 9700 §4.14.2) and ends the whole session, unless it is the immediate predecessor within
 //! the configured grace, which the service answers from memory without any write.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableMultimapTable, ReadableTable, WriteTransaction};
 
 use crate::clock::UnixTime;
 use crate::domain::models::Session;
 
 use super::records::{decode, encode, SessionRecord, UserRecord, RECORD_VERSION};
 use super::schema::{REFRESH_TOKENS, SESSIONS, SESSIONS_BY_USER, USERS};
-use super::{Store, StoreError};
+use super::{Changed, Store, StoreError};
 
 /// How many rotated-out tokens per session still count as reuse when presented. Older ones are
 /// simply unknown: their holder gets nothing either way, and the table stays bounded.
@@ -53,7 +53,29 @@ pub enum Rotation {
     Unknown,
 }
 
+/// Delete the user's expired sessions; run whenever the user opens a new one, so sessions that
+/// are never refreshed again do not pile up.
+fn prune_expired(tx: &WriteTransaction, user_id: &str, now: UnixTime) -> Result<(), StoreError> {
+    let ids: Vec<String> = {
+        let index = tx.open_multimap_table(SESSIONS_BY_USER)?;
+        let mut ids = Vec::new();
+        for id in index.get(user_id)? {
+            ids.push(id?.value().to_string());
+        }
+        ids
+    };
+    for id in ids {
+        if let Some(s) = get_session(tx, &id)? {
+            if now >= s.expires_at {
+                delete_session(tx, &s)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn insert_session(tx: &WriteTransaction, s: NewSession) -> Result<(), StoreError> {
+    prune_expired(tx, &s.user_id, s.now)?;
     let record = SessionRecord {
         v: RECORD_VERSION,
         id: s.id,
@@ -121,10 +143,25 @@ impl Store {
             }
             let users = tx.open_table(USERS)?;
             let Some(bytes) = users.get(s.user_id.as_str())? else {
-                return Ok(None);
+                return Err(StoreError::Corrupt(format!(
+                    "session {} of missing user",
+                    s.id
+                )));
             };
             let u: UserRecord = decode("users", bytes.value())?;
             Ok(Some((Session::from(&s), u)))
+        })
+        .await
+    }
+
+    /// Whether a refresh-token hash is known at all (live or recently rotated out). A read, so
+    /// that invented tokens are refused without taking the write lock.
+    pub async fn refresh_token_known(&self, hash: [u8; 32]) -> Result<bool, StoreError> {
+        self.read(move |tx| {
+            Ok(tx
+                .open_table(REFRESH_TOKENS)?
+                .get(hash.as_slice())?
+                .is_some())
         })
         .await
     }
@@ -137,7 +174,7 @@ impl Store {
         now: UnixTime,
         grace_secs: i64,
     ) -> Result<Rotation, StoreError> {
-        self.write(move |tx| {
+        self.write_if_changed(move |tx| {
             let session_id = {
                 let tokens = tx.open_table(REFRESH_TOKENS)?;
                 let found = tokens
@@ -145,23 +182,25 @@ impl Store {
                     .map(|v| v.value().to_string());
                 match found {
                     Some(id) => id,
-                    None => return Ok(Rotation::Unknown),
+                    None => return Ok((Rotation::Unknown, Changed::No)),
                 }
             };
             let Some(mut s) = get_session(tx, &session_id)? else {
-                return Ok(Rotation::Unknown);
+                return Err(StoreError::Corrupt(format!(
+                    "refresh token of missing session {session_id}"
+                )));
             };
             if now >= s.expires_at {
                 delete_session(tx, &s)?;
-                return Ok(Rotation::Unknown);
+                return Ok((Rotation::Unknown, Changed::Yes));
             }
             if s.current_hash != presented {
                 let last = s.previous_hashes.last() == Some(&presented);
                 if last && grace_secs > 0 && now - s.rotated_at <= grace_secs {
-                    return Ok(Rotation::WithinGrace { session_id });
+                    return Ok((Rotation::WithinGrace { session_id }, Changed::No));
                 }
                 delete_session(tx, &s)?;
-                return Ok(Rotation::Reused);
+                return Ok((Rotation::Reused, Changed::Yes));
             }
             let mut tokens = tx.open_table(REFRESH_TOKENS)?;
             s.previous_hashes.push(s.current_hash);
@@ -175,7 +214,7 @@ impl Store {
             tokens.insert(new_hash.as_slice(), s.id.as_str())?;
             drop(tokens);
             put_session(tx, &s)?;
-            Ok(Rotation::Rotated(Session::from(&s)))
+            Ok((Rotation::Rotated(Session::from(&s)), Changed::Yes))
         })
         .await
     }
@@ -186,12 +225,12 @@ impl Store {
         user_id: String,
         session_id: String,
     ) -> Result<bool, StoreError> {
-        self.write(move |tx| match get_session(tx, &session_id)? {
+        self.write_if_changed(move |tx| match get_session(tx, &session_id)? {
             Some(s) if s.user_id == user_id => {
                 delete_session(tx, &s)?;
-                Ok(true)
+                Ok((true, Changed::Yes))
             }
-            _ => Ok(false),
+            _ => Ok((false, Changed::No)),
         })
         .await
     }
@@ -352,6 +391,28 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn a_new_session_prunes_the_users_expired_ones() {
+        let (_tmp, store) = store_with_session().await;
+        let later = new_session("ses-2", 2, 5000);
+        store
+            .write(move |tx| insert_session(tx, later))
+            .await
+            .expect("insert");
+        assert_eq!(
+            store
+                .rotate_refresh([1; 32], [3; 32], 5000, 0)
+                .await
+                .expect("gone"),
+            Rotation::Unknown
+        );
+        assert!(
+            !store.refresh_token_known([1; 32]).await.expect("read"),
+            "index entry removed too"
+        );
+        assert!(store.refresh_token_known([2; 32]).await.expect("read"));
     }
 
     #[tokio::test]

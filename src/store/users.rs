@@ -7,7 +7,7 @@ use crate::clock::UnixTime;
 use super::records::{decode, encode, UserRecord, RECORD_VERSION};
 use super::schema::{USERS, USERS_BY_EMAIL};
 use super::sessions::{insert_session, NewSession};
-use super::{Store, StoreError};
+use super::{Changed, Store, StoreError};
 
 /// What a new account is made of.
 #[derive(Debug, Clone)]
@@ -77,10 +77,10 @@ impl Store {
         user: NewUser,
         session: NewSession,
     ) -> Result<CreateOutcome, StoreError> {
-        self.write(move |tx| {
+        self.write_if_changed(move |tx| {
             let mut index = tx.open_table(USERS_BY_EMAIL)?;
             if index.get(user.email_key.as_str())?.is_some() {
-                return Ok(CreateOutcome::EmailTaken);
+                return Ok((CreateOutcome::EmailTaken, Changed::No));
             }
             index.insert(user.email_key.as_str(), user.id.as_str())?;
             let record = UserRecord {
@@ -98,7 +98,7 @@ impl Store {
             };
             put_user(tx, &record)?;
             insert_session(tx, session)?;
-            Ok(CreateOutcome::Created)
+            Ok((CreateOutcome::Created, Changed::Yes))
         })
         .await
     }

@@ -101,7 +101,10 @@ pub async fn login(
 }
 
 /// `POST /v1/auth/refresh` → 200.
-pub async fn refresh(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+pub async fn refresh(
+    state: &std::sync::Arc<AppState>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Error> {
     let dto: RefreshRequest = body(state, req).await?;
     let presented = dto
         .refresh_token
