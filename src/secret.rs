@@ -1,4 +1,4 @@
-//! A string that must never be printed: tokens and other bearer secrets in memory.
+//! A string that must never be printed: tokens, password hashes and other secrets in memory.
 
 use zeroize::Zeroizing;
 
@@ -15,6 +15,18 @@ impl Secret {
     /// The secret itself, for the one place that must send or hash it.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret::new)
     }
 }
 

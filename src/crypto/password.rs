@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::domain::password::Password;
 use crate::error::Error;
+use crate::secret::Secret;
 
 use super::random;
 
@@ -58,9 +59,10 @@ impl PasswordHasher {
     }
 
     /// Hash a new password into a PHC string.
-    pub async fn hash(&self, password: Password) -> Result<String, Error> {
+    pub async fn hash(&self, password: Password) -> Result<Secret, Error> {
         let params = self.params;
-        self.on_pool(move || hash_with(&params, &password)).await?
+        self.on_pool(move || hash_with(&params, &password).map(Secret::new))
+            .await?
     }
 
     /// Check `password` against `stored`, or against the dummy hash when there is no account,
@@ -68,14 +70,14 @@ impl PasswordHasher {
     pub async fn verify(
         &self,
         password: Password,
-        stored: Option<String>,
+        stored: Option<Secret>,
     ) -> Result<Verified, Error> {
         let params = self.params;
         let known = stored.is_some();
-        let phc = stored.unwrap_or_else(|| self.dummy.to_string());
+        let phc = stored.unwrap_or_else(|| Secret::new(self.dummy.to_string()));
         let v = self
-            .on_pool(move || verify_with(&params, &password, &phc))
-            .await?;
+            .on_pool(move || verify_with(&params, &password, phc.expose()))
+            .await??;
         Ok(Verified {
             ok: v.ok && known,
             needs_rehash: v.needs_rehash && known,
@@ -124,20 +126,17 @@ pub fn hash_with(params: &Params, password: &Password) -> Result<String, Error> 
 }
 
 /// Verify synchronously; also reports whether the stored parameters differ from `params`.
-pub fn verify_with(params: &Params, password: &Password, phc: &str) -> Verified {
-    let Ok(parsed) = PasswordHash::new(phc) else {
-        return Verified {
-            ok: false,
-            needs_rehash: false,
-        };
-    };
+/// A stored hash that is not a PHC string is damage, an error rather than a wrong password.
+pub fn verify_with(params: &Params, password: &Password, phc: &str) -> Result<Verified, Error> {
+    let parsed = PasswordHash::new(phc)
+        .map_err(|_| Error::Internal("stored password hash is not a PHC string".into()))?;
     let ok = Scrypt
         .verify_password(password.expose().as_bytes(), &parsed)
         .is_ok();
     let stored = Params::try_from(&parsed).ok();
     let needs_rehash = stored
         .is_none_or(|s| (s.log_n(), s.r(), s.p()) != (params.log_n(), params.r(), params.p()));
-    Verified { ok, needs_rehash }
+    Ok(Verified { ok, needs_rehash })
 }
 
 #[cfg(test)]
@@ -156,29 +155,29 @@ mod tests {
         assert!(a.starts_with("$scrypt$ln=10,r=8,p=1$"), "{a}");
         assert_ne!(a, b, "salts differ");
         assert_eq!(
-            verify_with(&params(10), &pw, &a),
+            verify_with(&params(10), &pw, &a).expect("verifies"),
             Verified {
                 ok: true,
                 needs_rehash: false
             }
         );
         let wrong = Password::new("correct horse battery stapl".into());
-        assert!(!verify_with(&params(10), &wrong, &a).ok);
+        assert!(!verify_with(&params(10), &wrong, &a).expect("verifies").ok);
     }
 
     #[test]
     fn a_cost_change_asks_for_a_rehash() {
         let pw = Password::new("correct horse battery staple".into());
         let old = hash_with(&params(10), &pw).expect("hash");
-        let v = verify_with(&params(11), &pw, &old);
+        let v = verify_with(&params(11), &pw, &old).expect("verifies");
         assert!(v.ok && v.needs_rehash);
     }
 
     #[test]
-    fn garbage_hashes_never_verify() {
+    fn garbage_hashes_are_errors_not_wrong_passwords() {
         let pw = Password::new("anything at all".into());
-        assert!(!verify_with(&params(10), &pw, "not a phc string").ok);
-        assert!(!verify_with(&params(10), &pw, "").ok);
+        assert!(verify_with(&params(10), &pw, "not a phc string").is_err());
+        assert!(verify_with(&params(10), &pw, "").is_err());
     }
 
     #[tokio::test]

@@ -28,6 +28,12 @@ impl std::fmt::Debug for Password {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Password {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Password::new)
+    }
+}
+
 impl Password {
     /// Wrap a password exactly as received.
     pub fn new(raw: String) -> Self {

@@ -53,18 +53,23 @@ pub async fn read_json<T: DeserializeOwned>(
     parse_json(&bytes)
 }
 
-/// Parse one JSON document into `T`. The message names a missing, unknown or duplicated field,
-/// which is safe; it never echoes a value the client sent.
+/// Parse one JSON document into `T`. The message may name a missing, unknown or duplicated
+/// field when the name is a plain identifier; it never echoes a value the client sent.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(bytes).map_err(|e| {
         let text = e.to_string();
         let field_problem = ["missing field", "unknown field", "duplicate field"]
             .iter()
-            .any(|p| text.starts_with(p));
-        let message = if field_problem {
-            // serde's text up to the position: "unknown field `plan`, expected one of ...".
-            let cut = text.find(" at line").unwrap_or(text.len());
-            format!("Invalid request body: {}.", &text[..cut])
+            .find(|p| text.starts_with(*p));
+        // serde writes the field between backticks: "unknown field `plan`, expected ...".
+        let field = text.split('`').nth(1).filter(|f| {
+            (1..=32).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        });
+        let message = if let Some(problem) = field_problem {
+            match field {
+                Some(f) => format!("Invalid request body: {problem} `{f}`."),
+                None => format!("Invalid request body: {problem}."),
+            }
         } else if e.is_syntax() || e.is_eof() {
             "The request body is not valid JSON.".to_string()
         } else {
@@ -118,7 +123,23 @@ mod tests {
 
     #[test]
     fn names_unknown_and_duplicate_fields() {
-        assert!(msg(br#"{"plan":"pro"}"#).contains("unknown field `plan`"));
+        assert_eq!(
+            msg(br#"{"plan":"pro"}"#),
+            "Invalid request body: unknown field `plan`."
+        );
         assert!(msg(br#"{"email":"a","email":"b"}"#).contains("duplicate field `email`"));
+    }
+
+    #[test]
+    fn never_echoes_a_client_chosen_field_name() {
+        for name in [
+            "<script>alert(1)</script>",
+            "Password123",
+            &"x".repeat(1000),
+        ] {
+            let body = format!("{{{:?}: 1}}", name);
+            let m = msg(body.as_bytes());
+            assert_eq!(m, "Invalid request body: unknown field.", "{name}");
+        }
     }
 }

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::clock::rfc3339;
 use crate::crypto::keys::PublicJwk;
 use crate::domain::models::{ApiKey, Session, User};
+use crate::domain::password::Password;
+use crate::secret::Secret;
 use crate::service::tokens::TokenPair;
 
 /// `POST /v1/auth/register`. Required fields are `Option` so a missing one is a 422 naming it.
@@ -15,7 +17,7 @@ pub struct RegisterRequest {
     /// Email.
     pub email: Option<String>,
     /// Password.
-    pub password: Option<String>,
+    pub password: Option<Password>,
     /// Name.
     pub name: Option<String>,
     /// Company.
@@ -29,9 +31,9 @@ pub struct LoginRequest {
     /// Email.
     pub email: Option<String>,
     /// Password.
-    pub password: Option<String>,
+    pub password: Option<Password>,
     /// TOTP or backup code, for accounts with two-factor authentication.
-    pub totp_code: Option<String>,
+    pub totp_code: Option<Secret>,
 }
 
 /// `POST /v1/auth/refresh`.
@@ -39,7 +41,7 @@ pub struct LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Secret>,
 }
 
 /// `user` in the register response.
@@ -193,7 +195,7 @@ pub struct CreatedApiKey<'a> {
 
 impl<'a> CreatedApiKey<'a> {
     /// The body, from the secret and the stored view.
-    pub fn new(secret: &'a crate::secret::Secret, k: &'a ApiKey) -> Self {
+    pub fn new(secret: &'a Secret, k: &'a ApiKey) -> Self {
         CreatedApiKey {
             api_key: secret.expose(),
             id: &k.id,

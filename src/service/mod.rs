@@ -4,5 +4,6 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod credentials;
+pub mod health;
 pub mod sessions;
 pub mod tokens;

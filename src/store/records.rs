@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
 use crate::domain::models::{ApiKey, Session, User};
+use crate::secret::Secret;
 
 use super::StoreError;
 
@@ -29,8 +30,8 @@ pub struct UserRecord {
     pub company: Option<String>,
     /// Plan.
     pub plan: String,
-    /// scrypt PHC string.
-    pub password_hash: String,
+    /// scrypt PHC string; hidden from `Debug`.
+    pub password_hash: Secret,
     /// Creation time.
     pub created_at: UnixTime,
     /// Email verification time.

@@ -3,6 +3,7 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::clock::UnixTime;
+use crate::secret::Secret;
 
 use super::records::{decode, encode, UserRecord, RECORD_VERSION};
 use super::schema::{USERS, USERS_BY_EMAIL};
@@ -25,7 +26,7 @@ pub struct NewUser {
     /// Plan from config.
     pub plan: String,
     /// scrypt PHC string.
-    pub password_hash: String,
+    pub password_hash: Secret,
     /// Now.
     pub created_at: UnixTime,
 }
@@ -108,7 +109,7 @@ impl Store {
     pub async fn start_session(
         &self,
         session: NewSession,
-        rehash: Option<String>,
+        rehash: Option<Secret>,
     ) -> Result<(), StoreError> {
         self.write(move |tx| {
             if let Some(hash) = rehash {

@@ -385,7 +385,7 @@ async fn stored_hash(app: &TestApp, email: &str) -> String {
                 .await
                 .expect("read")
                 .expect("user");
-            return user.password_hash;
+            return user.password_hash.expose().to_string();
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
@@ -408,4 +408,99 @@ async fn passwords_are_stored_only_as_salted_scrypt_hashes() {
     assert!(!raw
         .windows(PASSWORD.len())
         .any(|w| w == PASSWORD.as_bytes()));
+}
+
+#[tokio::test]
+async fn a_login_for_an_unknown_email_spends_a_hash_too() {
+    // With one slot and a cost that takes a while, a burst of unknown-email logins can only find
+    // the pool full if each of them hashes; answering them without a hash would be a timing oracle.
+    let app = std::sync::Arc::new(
+        TestApp::spawn_with(
+            "[passwords]\nscrypt_log_n = 15\nmax_concurrent_hashes = 1\nqueue_timeout = \"1s\"",
+        )
+        .await,
+    );
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            app.login(&format!("ghost{i}@example.com"), "some wrong password")
+                .await
+                .status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.expect("task"));
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&503),
+        "unknown emails queued for the hashing pool: {statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn no_bearer_secret_is_stored_in_the_clear() {
+    let app = TestApp::spawn().await;
+    let t = app.register("clear@example.com").await;
+    let rotated = tokens(&app.refresh(&t.refresh_token).await);
+    let key = app
+        .post_as(
+            "/v1/auth/api-keys",
+            Some(&rotated.token),
+            json!({"name": "k", "scopes": ["databases:read"]}),
+        )
+        .await
+        .json()["api_key"]
+        .as_str()
+        .expect("api_key")
+        .to_string();
+    app.stop().await;
+    let raw = std::fs::read(app.db_path()).expect("db file");
+    for secret in [
+        &t.refresh_token,
+        &rotated.refresh_token,
+        &t.token,
+        &rotated.token,
+        &key,
+    ] {
+        assert!(
+            !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "found in the database file"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_damaged_record_is_a_500_that_shows_nothing() {
+    let app = TestApp::spawn().await;
+    let t = app.register("damaged@example.com").await;
+    app.stop().await;
+    {
+        const USERS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("users");
+        let db = redb::Database::create(app.db_path()).expect("open");
+        let tx = db.begin_write().expect("tx");
+        tx.open_table(USERS)
+            .expect("users")
+            .insert(t.user_id.as_str(), b"\xff\x00 not cbor".as_slice())
+            .expect("insert");
+        tx.commit().expect("commit");
+    }
+    let app = app.restart().await;
+    let r = app.me(&t.token).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.json(),
+        json!({"message_code": "internal_error", "message": "An internal error occurred."})
+    );
+    assert!(
+        r.header("x-request-id").is_some(),
+        "the reference to find the cause in the log"
+    );
+    let r = app.login("damaged@example.com", PASSWORD).await;
+    assert_eq!(r.status, 500);
 }

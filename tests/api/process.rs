@@ -359,3 +359,24 @@ fn every_acknowledged_write_survives_kill_9() {
     }
     assert_eq!(server.terminate().0, 0);
 }
+
+#[test]
+fn sigint_stops_the_server_cleanly_too() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = start(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[]);
+    let ok = Command::new("kill")
+        .args(["-INT", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    let mut child = server.child;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert_eq!(status.code(), Some(0));
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not exit after SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -3,14 +3,12 @@
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
-use crate::domain::password::Password;
 use crate::domain::types::{Company, DisplayName, Email};
 use crate::error::{Error, FieldError};
 use crate::http::body::read_json;
 use crate::http::dto::{self, LoginRequest, MeResponse, RefreshRequest, RegisterRequest};
 use crate::http::response::{json, Body};
 use crate::http::Ctx;
-use crate::secret::Secret;
 use crate::service::accounts::{self, Registration};
 use crate::service::tokens;
 use crate::state::AppState;
@@ -60,7 +58,6 @@ fn parse_registration(dto: RegisterRequest, min_length: usize) -> Result<Registr
     let password = keep(
         &mut errors,
         dto.password.ok_or(required("password")).and_then(|p| {
-            let p = Password::new(p);
             p.check_new(min_length, email.as_ref().map(Email::as_str))
                 .map(|()| p)
         }),
@@ -90,7 +87,7 @@ pub async fn login(
 ) -> Result<Response<Body>, Error> {
     let dto: LoginRequest = body(state, req).await?;
     let (email, password) = match (dto.email, dto.password) {
-        (Some(e), Some(p)) => (e, Password::new(p)),
+        (Some(e), Some(p)) => (e, p),
         (e, _) => {
             let field = if e.is_none() { "email" } else { "password" };
             return Err(Error::field(field, "required"));
@@ -109,7 +106,7 @@ pub async fn refresh(
     let presented = dto
         .refresh_token
         .ok_or(Error::field("refresh_token", "required"))?;
-    let pair = tokens::refresh(state, Secret::new(presented)).await?;
+    let pair = tokens::refresh(state, presented).await?;
     Ok(json(StatusCode::OK, &dto::refreshed(&pair)))
 }
 

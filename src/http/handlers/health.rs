@@ -1,13 +1,12 @@
 //! `jwks`, `healthz`, `readyz`: what other services and orchestrators ask.
 
-use std::sync::atomic::Ordering;
-
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use crate::error::Error;
 use crate::http::dto::{JwksResponse, StatusResponse};
 use crate::http::response::{json, Body};
+use crate::service;
 use crate::state::AppState;
 
 /// `GET /.well-known/jwks.json`: public keys only. Verifiers may cache it for a minute.
@@ -32,11 +31,6 @@ pub fn healthz() -> Response<Body> {
 
 /// `GET /readyz`: the store answers and the server is not draining; otherwise 503.
 pub async fn readyz(state: &AppState) -> Result<Response<Body>, Error> {
-    if state.draining.load(Ordering::Relaxed) {
-        return Err(Error::Overloaded {
-            retry_after: std::time::Duration::from_secs(1),
-        });
-    }
-    state.store.schema_version().await?;
+    service::health::ready(state).await?;
     Ok(json(StatusCode::OK, &StatusResponse { status: "ready" }))
 }
