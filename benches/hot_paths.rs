@@ -115,9 +115,11 @@ fn fixture(rt: &Runtime) -> Fixture {
         company: None,
         plan: "free".into(),
         // The store never looks inside the hash; a real PHC string keeps the record realistic.
-        password_hash: "$scrypt$ln=17,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$\
-                        aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
-            .into(),
+        password_hash: cloudheed_auth::secret::Secret::new(
+            "$scrypt$ln=17,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$\
+             aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+                .into(),
+        ),
         created_at: now,
     };
     let session = NewSession {
