@@ -293,3 +293,15 @@ pub fn keys(v: &Value) -> Vec<String> {
     k.sort();
     k
 }
+
+/// The test clock's current time, for assertions about issued timestamps.
+pub trait ClockExt {
+    fn now_for_tests(&self) -> i64;
+}
+
+impl ClockExt for ManualClock {
+    fn now_for_tests(&self) -> i64 {
+        use cloudheed_auth::Clock;
+        self.now()
+    }
+}

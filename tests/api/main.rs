@@ -4,7 +4,9 @@
 mod helpers;
 
 mod accounts;
+mod api_keys;
 mod edge;
 mod process;
 mod sessions;
 mod tokens;
+mod verify;
