@@ -64,9 +64,10 @@ fn serve(config: Config) -> Result<(), StartupError> {
         let addr = listener
             .local_addr()
             .map_err(|e| StartupError::Other(format!("listener address: {e}")))?;
+        let shutdown = cloudheed_auth::shutdown::install()
+            .map_err(|e| StartupError::Other(format!("cannot install signal handlers: {e}")))?;
         tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "listening");
-        app.serve(listener, cloudheed_auth::shutdown::signal())
-            .await;
+        app.serve(listener, shutdown).await;
         tracing::info!("stopped");
         Ok(())
     })

@@ -1,17 +1,18 @@
 //! The signal that stops the server: SIGTERM (systemd, orchestrators) or SIGINT (Ctrl-C).
 
-/// Resolves when the process receives SIGTERM or SIGINT.
-pub async fn signal() {
+use std::future::Future;
+
+/// Install the SIGTERM and SIGINT handlers now, and return a future that resolves on either.
+/// Installing before the server announces itself means a signal sent right after the
+/// announcement is never lost to the default action. Must be called inside the runtime.
+pub fn install() -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
 }

@@ -6,7 +6,7 @@ use crate::domain::types::{KeyName, Scopes};
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::state::AppState;
-use crate::store::{KeyCreateOutcome, NewApiKey};
+use crate::store::KeyCreateOutcome;
 
 /// A validated request for a new key.
 #[derive(Debug)]
@@ -39,19 +39,13 @@ pub async fn create(
         expires_at: now + ttl,
         last_used_at: None,
     };
-    let new = NewApiKey {
-        id: key.id.clone(),
-        hash: generated.hash,
-        user_id: key.user_id.clone(),
-        name: key.name.clone(),
-        prefix: key.prefix.clone(),
-        scopes: key.scopes.clone(),
-        created_at: key.created_at,
-        expires_at: key.expires_at,
-    };
     match state
         .store
-        .create_api_key(new, state.config.api_keys.max_per_user)
+        .create_api_key(
+            key.clone(),
+            generated.hash,
+            state.config.api_keys.max_per_user,
+        )
         .await?
     {
         KeyCreateOutcome::LimitReached => Err(Error::ApiKeyLimitReached),

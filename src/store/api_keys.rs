@@ -8,28 +8,7 @@ use crate::domain::models::ApiKey;
 
 use super::records::{decode, encode, ApiKeyRecord, UserRecord, RECORD_VERSION};
 use super::schema::{API_KEYS, API_KEYS_BY_ID, API_KEYS_BY_USER, USERS};
-use super::{Changed, Store, StoreError};
-
-/// What a new key is made of.
-#[derive(Debug, Clone)]
-pub struct NewApiKey {
-    /// `key-` + random.
-    pub id: String,
-    /// SHA-256 of the key.
-    pub hash: [u8; 32],
-    /// Owner.
-    pub user_id: String,
-    /// Name.
-    pub name: String,
-    /// Display prefix.
-    pub prefix: String,
-    /// Scopes.
-    pub scopes: Vec<String>,
-    /// Now.
-    pub created_at: UnixTime,
-    /// Expiry.
-    pub expires_at: UnixTime,
-}
+use super::{newest_first, Changed, Store, StoreError};
 
 /// Result of creating a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,36 +27,52 @@ fn delete_key(tx: &WriteTransaction, k: &ApiKeyRecord) -> Result<(), StoreError>
     Ok(())
 }
 
-/// A user's keys, expired ones included.
-fn user_keys(tx: &WriteTransaction, user_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
-    let index = tx.open_multimap_table(API_KEYS_BY_USER)?;
-    let by_id = tx.open_table(API_KEYS_BY_ID)?;
-    let keys = tx.open_table(API_KEYS)?;
+/// A user's keys, expired ones included, from the tables of a read or a write transaction.
+fn keys_of(
+    index: &impl ReadableMultimapTable<&'static str, &'static str>,
+    by_id: &impl ReadableTable<&'static str, &'static [u8]>,
+    keys: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    user_id: &str,
+) -> Result<Vec<ApiKeyRecord>, StoreError> {
     let mut out = Vec::new();
     for id in index.get(user_id)? {
         let id = id?;
         let Some(hash) = by_id.get(id.value())? else {
-            continue;
+            return Err(StoreError::Corrupt(format!(
+                "api key {} without hash",
+                id.value()
+            )));
         };
-        if let Some(bytes) = keys.get(hash.value())? {
-            out.push(decode("api_keys", bytes.value())?);
-        }
+        let Some(bytes) = keys.get(hash.value())? else {
+            return Err(StoreError::Corrupt(format!(
+                "api key {} without record",
+                id.value()
+            )));
+        };
+        out.push(decode("api_keys", bytes.value())?);
     }
     Ok(out)
 }
 
 impl Store {
-    /// Create a key unless the user already holds `max_per_user` live ones. Expired keys of the
-    /// user are removed in the same transaction.
+    /// Create `key`, stored under `hash`, unless the user already holds `max_per_user` live
+    /// ones. Expired keys of the user are removed in the same transaction.
     pub async fn create_api_key(
         &self,
-        key: NewApiKey,
+        key: ApiKey,
+        hash: [u8; 32],
         max_per_user: usize,
     ) -> Result<KeyCreateOutcome, StoreError> {
         self.write_if_changed(move |tx| {
+            let existing = keys_of(
+                &tx.open_multimap_table(API_KEYS_BY_USER)?,
+                &tx.open_table(API_KEYS_BY_ID)?,
+                &tx.open_table(API_KEYS)?,
+                &key.user_id,
+            )?;
             let mut live = 0;
             let mut pruned = Changed::No;
-            for k in user_keys(tx, &key.user_id)? {
+            for k in existing {
                 if key.created_at >= k.expires_at {
                     delete_key(tx, &k)?;
                     pruned = Changed::Yes;
@@ -91,7 +86,7 @@ impl Store {
             let record = ApiKeyRecord {
                 v: RECORD_VERSION,
                 id: key.id,
-                hash: key.hash,
+                hash,
                 user_id: key.user_id,
                 name: key.name,
                 prefix: key.prefix,
@@ -118,28 +113,16 @@ impl Store {
         now: UnixTime,
     ) -> Result<Vec<ApiKey>, StoreError> {
         self.read(move |tx| {
-            let index = tx.open_multimap_table(API_KEYS_BY_USER)?;
-            let by_id = tx.open_table(API_KEYS_BY_ID)?;
-            let keys = tx.open_table(API_KEYS)?;
-            let mut out = Vec::new();
-            for id in index.get(user_id.as_str())? {
-                let id = id?;
-                let Some(hash) = by_id.get(id.value())? else {
-                    continue;
-                };
-                if let Some(bytes) = keys.get(hash.value())? {
-                    let k: ApiKeyRecord = decode("api_keys", bytes.value())?;
-                    if now < k.expires_at {
-                        out.push(ApiKey::from(&k));
-                    }
-                }
-            }
-            out.sort_by(|a, b| {
-                b.created_at
-                    .cmp(&a.created_at)
-                    .then_with(|| b.id.cmp(&a.id))
-            });
-            Ok(out)
+            let all = keys_of(
+                &tx.open_multimap_table(API_KEYS_BY_USER)?,
+                &tx.open_table(API_KEYS_BY_ID)?,
+                &tx.open_table(API_KEYS)?,
+                &user_id,
+            )?;
+            let live = all.iter().filter(|k| now < k.expires_at).map(ApiKey::from);
+            Ok(newest_first(live.collect(), |k| {
+                (k.created_at, k.id.clone())
+            }))
         })
         .await
     }
@@ -237,16 +220,16 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn key(id: &str, hash: u8, user: &str, at: UnixTime) -> NewApiKey {
-        NewApiKey {
+    fn key(id: &str, user: &str, at: UnixTime) -> ApiKey {
+        ApiKey {
             id: id.into(),
-            hash: [hash; 32],
             user_id: user.into(),
             name: "n".into(),
             prefix: "ch_live_abcd".into(),
             scopes: vec!["databases:read".into()],
             created_at: at,
             expires_at: at + 100,
+            last_used_at: None,
         }
     }
 
@@ -256,21 +239,21 @@ mod tests {
         let store = Store::open(&tmp.path().join("db.redb")).expect("open");
         assert_eq!(
             store
-                .create_api_key(key("key-1", 1, "u1", 10), 2)
+                .create_api_key(key("key-1", "u1", 10), [1; 32], 2)
                 .await
                 .expect("c"),
             KeyCreateOutcome::Created
         );
         assert_eq!(
             store
-                .create_api_key(key("key-2", 2, "u1", 11), 2)
+                .create_api_key(key("key-2", "u1", 11), [2; 32], 2)
                 .await
                 .expect("c"),
             KeyCreateOutcome::Created
         );
         assert_eq!(
             store
-                .create_api_key(key("key-3", 3, "u1", 12), 2)
+                .create_api_key(key("key-3", "u1", 12), [3; 32], 2)
                 .await
                 .expect("c"),
             KeyCreateOutcome::LimitReached
@@ -316,7 +299,7 @@ mod tests {
             .is_empty());
         assert_eq!(
             store
-                .create_api_key(key("key-4", 4, "u1", 200), 1)
+                .create_api_key(key("key-4", "u1", 200), [4; 32], 1)
                 .await
                 .expect("c"),
             KeyCreateOutcome::Created

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
-pub use api_keys::{KeyCreateOutcome, NewApiKey};
+pub use api_keys::KeyCreateOutcome;
 pub use sessions::{NewSession, Rotation};
 pub use users::{CreateOutcome, NewUser};
 
@@ -79,6 +79,12 @@ from_redb!(
     redb::StorageError,
     redb::CommitError
 );
+
+/// Sort newest first by a (created_at, id) key; the id breaks ties so the order is stable.
+fn newest_first<T, K: Ord>(mut items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    items.sort_by_key(|t| std::cmp::Reverse(key(t)));
+    items
+}
 
 /// Whether a write transaction changed anything and so must be committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

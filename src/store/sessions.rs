@@ -12,7 +12,7 @@ use crate::domain::models::Session;
 
 use super::records::{decode, encode, SessionRecord, UserRecord, RECORD_VERSION};
 use super::schema::{REFRESH_TOKENS, SESSIONS, SESSIONS_BY_USER, USERS};
-use super::{Changed, Store, StoreError};
+use super::{newest_first, Changed, Store, StoreError};
 
 /// How many rotated-out tokens per session still count as reuse when presented. Older ones are
 /// simply unknown: their holder gets nothing either way, and the table stays bounded.
@@ -254,12 +254,7 @@ impl Store {
                     }
                 }
             }
-            out.sort_by(|a, b| {
-                b.created_at
-                    .cmp(&a.created_at)
-                    .then_with(|| b.id.cmp(&a.id))
-            });
-            Ok(out)
+            Ok(newest_first(out, |s| (s.created_at, s.id.clone())))
         })
         .await
     }
