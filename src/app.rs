@@ -182,11 +182,8 @@ impl App {
     }
 }
 
-/// How often API-key usage is written.
-const KEY_USAGE_FLUSH: Duration = Duration::from_secs(5);
-
 async fn flush_key_usage_periodically(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(KEY_USAGE_FLUSH);
+    let mut tick = tokio::time::interval(state.config.api_keys.last_used_flush);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

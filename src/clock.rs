@@ -62,9 +62,11 @@ impl Clock for ManualClock {
     }
 }
 
-/// RFC 3339 UTC with second precision (`2026-01-01T00:00:00Z`), the format every time in the API uses.
+/// RFC 3339 UTC with second precision (`2026-01-01T00:00:00Z`), the format every time in the API
+/// uses. Times past the year 9999 (which RFC 3339 cannot write) are shown as its last second.
 pub fn rfc3339(t: UnixTime) -> String {
-    let secs = u64::try_from(t).unwrap_or(0);
+    const LAST_SECOND_OF_9999: u64 = 253_402_300_799;
+    let secs = u64::try_from(t).unwrap_or(0).min(LAST_SECOND_OF_9999);
     humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
 }
 
@@ -76,6 +78,8 @@ mod tests {
     fn formats_rfc3339_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_767_225_600), "2026-01-01T00:00:00Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00Z");
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub struct ApiKeysConfig {
     pub max_expires_in: Duration,
     /// Most live keys one user may hold.
     pub max_per_user: usize,
+    /// How often key use (`last_used_at`) is written to the store.
+    pub last_used_flush: Duration,
 }
 
 /// `[rate_limits]`.
@@ -224,19 +226,31 @@ impl Config {
             prefix: s.parse_str("prefix", "ch_live_", |v| {
                 let ok = (3..=16).contains(&v.len())
                     && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-                if ok {
-                    Ok(v.to_string())
-                } else {
+                if !ok {
                     Err("must be 3 to 16 characters of A-Z, a-z, 0-9 or _".to_string())
+                } else if v.starts_with("ey") {
+                    // Every JWT starts with "eyJ": such a prefix would send tokens down the key path.
+                    Err("must not start with \"ey\", as access tokens do".to_string())
+                } else {
+                    Ok(v.to_string())
                 }
             }),
             scopes: s.strings("scopes", &["databases:read", "databases:write"]),
             default_expires_in: s.positive_duration("default_expires_in", "365d"),
             max_expires_in: s.positive_duration("max_expires_in", "3650d"),
             max_per_user: s.int("max_per_user", 100, 1, 100_000),
+            last_used_flush: s.positive_duration("last_used_flush", "5s"),
         };
         if api_keys.scopes.is_empty() {
             s.problem("scopes", "must name at least one scope");
+        }
+        for scope in &api_keys.scopes {
+            if !is_scope_token(scope) {
+                s.problem("scopes", &format!("{scope:?} is not a scope: use 1 to 64 visible ASCII characters without spaces, quotes or backslashes"));
+            }
+        }
+        if api_keys.max_expires_in > MAX_KEY_LIFETIME {
+            s.problem("max_expires_in", "must be at most 36500d (100 years)");
         }
         if api_keys.default_expires_in > api_keys.max_expires_in {
             s.problem(
@@ -321,6 +335,17 @@ impl Config {
             self.limits.max_connections,
         )
     }
+}
+
+/// The longest an API key may live; keeps every expiry a printable RFC 3339 date.
+const MAX_KEY_LIFETIME: Duration = Duration::from_secs(36_500 * 86_400);
+
+/// RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E, so scopes survive query strings and
+/// the space-separated `X-Auth-Scopes` header.
+fn is_scope_token(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 // === impl Section ===
@@ -565,6 +590,20 @@ mod tests {
             assert!(all.contains(key), "missing {key:?} in:\n{all}");
         }
         assert_eq!(err.problems.len(), 8, "{all}");
+    }
+
+    #[test]
+    fn api_key_settings_that_would_break_requests_are_refused() {
+        let err = Config::from_toml(
+            "[api_keys]\nprefix = \"eyJ_\"\nscopes = [\"a b\", \"\", \"ok:read\"]\nmax_expires_in = \"40000d\"\n",
+        )
+        .expect_err("invalid");
+        let all = err.problems.join("\n");
+        assert!(all.contains("api_keys.prefix"), "{all}");
+        assert!(all.contains("\"a b\" is not a scope"), "{all}");
+        assert!(all.contains("\"\" is not a scope"), "{all}");
+        assert!(all.contains("api_keys.max_expires_in"), "{all}");
+        assert!(!all.contains("ok:read"), "{all}");
     }
 
     #[test]

@@ -51,12 +51,41 @@ impl AppState {
         self.clock.now()
     }
 
-    /// Write the pending API-key usage to the store.
+    /// Note that an API key was used now; memory only.
+    pub fn note_key_use(&self, hash: [u8; 32]) {
+        let now = self.now();
+        self.usage().insert(hash, now);
+    }
+
+    /// The unwritten last use of each key in `hashes`, in order.
+    pub fn pending_key_usage(
+        &self,
+        hashes: impl Iterator<Item = [u8; 32]>,
+    ) -> Vec<Option<UnixTime>> {
+        let usage = self.usage();
+        hashes.map(|h| usage.get(&h).copied()).collect()
+    }
+
+    /// Write the pending API-key usage to the store in one transaction. If the write fails the
+    /// entries go back into the map (keeping any later use), so nothing is lost.
     pub async fn flush_key_usage(&self) -> Result<(), crate::store::StoreError> {
-        let pending: Vec<([u8; 32], UnixTime)> = match self.key_usage.lock() {
-            Ok(mut map) => map.drain().collect(),
-            Err(poisoned) => poisoned.into_inner().drain().collect(),
-        };
-        self.store.record_api_key_use(pending).await
+        let pending: Vec<([u8; 32], UnixTime)> = self.usage().drain().collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let result = self.store.record_api_key_use(pending.clone()).await;
+        if result.is_err() {
+            let mut usage = self.usage();
+            for (hash, at) in pending {
+                let slot = usage.entry(hash).or_insert(at);
+                *slot = (*slot).max(at);
+            }
+        }
+        result
+    }
+
+    /// The usage map; a poisoned lock still holds valid timestamps, so it is used as is.
+    fn usage(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], UnixTime>> {
+        self.key_usage.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

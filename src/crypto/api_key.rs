@@ -1,8 +1,9 @@
 //! The API-key format: `prefix` + 32 random base62 characters + a 6-character base62 checksum.
 //!
-//! The checksum (the first 32 bits of SHA-256 over prefix and body, as GitHub's tokens carry a
-//! CRC32) lets a mistyped or invented key be refused without touching the store, and together
-//! with the fixed prefix lets secret scanners recognise our keys with few false positives.
+//! The checksum (CRC32 over prefix and body, base62, as GitHub's tokens carry) lets a mistyped or
+//! invented key be refused without touching the store or hashing it, and together with the
+//! fixed prefix lets secret scanners recognise our keys with few false positives. It is not a
+//! security measure: the 190 random bits are.
 
 use super::random;
 
@@ -11,8 +12,10 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 pub const BODY_LEN: usize = 32;
 /// Checksum characters: base62 of a u32 fits in 6.
 pub const CHECKSUM_LEN: usize = 6;
-/// Random characters shown in the `prefix` field after the configured prefix.
-pub const SHOWN_LEN: usize = 4;
+/// Characters shown in the `prefix` field: at least 11, and at least 4 random ones.
+fn shown_len(prefix: &str) -> usize {
+    (prefix.len() + 4).max(11)
+}
 
 /// A freshly generated key: the secret to show once, and what is kept.
 #[derive(Debug)]
@@ -40,8 +43,8 @@ pub fn generate(prefix: &str) -> NewKey {
     key.push_str(prefix);
     key.push_str(&body);
     let sum = checksum(&key);
-    key.push_str(&sum);
-    let shown = key[..prefix.len() + SHOWN_LEN].to_string();
+    key.extend(sum.iter().map(|&b| b as char));
+    let shown = key[..shown_len(prefix)].to_string();
     let hash = random::sha256(key.as_bytes());
     NewKey {
         secret: crate::secret::Secret::new(key),
@@ -59,18 +62,17 @@ pub fn well_formed(key: &str, prefix: &str) -> bool {
         return false;
     }
     let (signed, sum) = key.split_at(key.len() - CHECKSUM_LEN);
-    random::ct_eq(checksum(signed).as_bytes(), sum.as_bytes())
+    checksum(signed) == sum.as_bytes()
 }
 
-fn checksum(signed: &str) -> String {
-    let h = random::sha256(signed.as_bytes());
-    let mut n = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+fn checksum(signed: &str) -> [u8; CHECKSUM_LEN] {
+    let mut n = crc32fast::hash(signed.as_bytes());
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[(n % 62) as usize];
         n /= 62;
     }
-    out.iter().map(|&b| b as char).collect()
+    out
 }
 
 #[cfg(test)]
@@ -85,6 +87,11 @@ mod tests {
         assert_eq!(s.len(), 8 + BODY_LEN + CHECKSUM_LEN);
         assert!(s[8..].bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_eq!(k.shown, &s[..12]);
+        assert_eq!(
+            generate("ch_").shown.len(),
+            11,
+            "never fewer than 11 characters shown"
+        );
         assert_eq!(k.hash, random::sha256(s.as_bytes()));
         assert!(well_formed(s, "ch_live_"));
     }

@@ -60,6 +60,8 @@ pub struct ClientInfo {
 pub struct ApiKey {
     /// `key-` + random.
     pub id: String,
+    /// SHA-256 of the key: how the store finds it. Not a secret (the key has 190 random bits).
+    pub hash: [u8; 32],
     /// Owner.
     pub user_id: String,
     /// Name given at creation.

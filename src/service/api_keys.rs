@@ -31,6 +31,7 @@ pub async fn create(
     let ttl = i64::try_from(req.expires_in.as_secs()).unwrap_or(i64::MAX / 4);
     let key = ApiKey {
         id: random::id("key-"),
+        hash: generated.hash,
         user_id: who.user.id.clone(),
         name: req.name.into_inner(),
         prefix: generated.shown,
@@ -41,11 +42,7 @@ pub async fn create(
     };
     match state
         .store
-        .create_api_key(
-            key.clone(),
-            generated.hash,
-            state.config.api_keys.max_per_user,
-        )
+        .create_api_key(key.clone(), state.config.api_keys.max_per_user)
         .await?
     {
         KeyCreateOutcome::LimitReached => Err(Error::ApiKeyLimitReached),
@@ -56,15 +53,19 @@ pub async fn create(
     }
 }
 
-/// The caller's live keys, newest first. Pending usage is flushed first so `last_used_at` is
-/// current; listing is rare, so this keeps key use itself free of writes.
+/// The caller's live keys, newest first, with use not yet written folded in, so `last_used_at`
+/// is current without listing ever costing a write.
 pub async fn list(state: &AppState, who: &Principal) -> Result<Vec<ApiKey>, Error> {
     who.session_id().ok_or(Error::SessionRequired)?;
-    state.flush_key_usage().await?;
-    Ok(state
+    let mut keys = state
         .store
         .list_api_keys(who.user.id.clone(), state.now())
-        .await?)
+        .await?;
+    let pending = state.pending_key_usage(keys.iter().map(|k| k.hash));
+    for (key, used) in keys.iter_mut().zip(pending) {
+        key.last_used_at = key.last_used_at.max(used);
+    }
+    Ok(keys)
 }
 
 /// Revoke one of the caller's keys; another user's or an unknown id is `NotFound`.

@@ -49,14 +49,7 @@ async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, Erro
     let Some((key, user)) = state.store.api_key_with_user(hash, now).await? else {
         return Err(Error::Unauthorized);
     };
-    match state.key_usage.lock() {
-        Ok(mut usage) => {
-            usage.insert(hash, now);
-        }
-        Err(poisoned) => {
-            poisoned.into_inner().insert(hash, now);
-        }
-    }
+    state.note_key_use(hash);
     Ok(Principal {
         user: User::from(&user),
         credential: Credential::ApiKey {

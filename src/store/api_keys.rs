@@ -55,12 +55,11 @@ fn keys_of(
 }
 
 impl Store {
-    /// Create `key`, stored under `hash`, unless the user already holds `max_per_user` live
-    /// ones. Expired keys of the user are removed in the same transaction.
+    /// Create `key` unless the user already holds `max_per_user` live ones. Expired keys of the
+    /// user are removed in the same transaction.
     pub async fn create_api_key(
         &self,
         key: ApiKey,
-        hash: [u8; 32],
         max_per_user: usize,
     ) -> Result<KeyCreateOutcome, StoreError> {
         self.write_if_changed(move |tx| {
@@ -86,7 +85,7 @@ impl Store {
             let record = ApiKeyRecord {
                 v: RECORD_VERSION,
                 id: key.id,
-                hash,
+                hash: key.hash,
                 user_id: key.user_id,
                 name: key.name,
                 prefix: key.prefix,
@@ -220,9 +219,10 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn key(id: &str, user: &str, at: UnixTime) -> ApiKey {
+    fn key(id: &str, hash: u8, user: &str, at: UnixTime) -> ApiKey {
         ApiKey {
             id: id.into(),
+            hash: [hash; 32],
             user_id: user.into(),
             name: "n".into(),
             prefix: "ch_live_abcd".into(),
@@ -239,21 +239,21 @@ mod tests {
         let store = Store::open(&tmp.path().join("db.redb")).expect("open");
         assert_eq!(
             store
-                .create_api_key(key("key-1", "u1", 10), [1; 32], 2)
+                .create_api_key(key("key-1", 1, "u1", 10), 2)
                 .await
                 .expect("c"),
             KeyCreateOutcome::Created
         );
         assert_eq!(
             store
-                .create_api_key(key("key-2", "u1", 11), [2; 32], 2)
+                .create_api_key(key("key-2", 2, "u1", 11), 2)
                 .await
                 .expect("c"),
             KeyCreateOutcome::Created
         );
         assert_eq!(
             store
-                .create_api_key(key("key-3", "u1", 12), [3; 32], 2)
+                .create_api_key(key("key-3", 3, "u1", 12), 2)
                 .await
                 .expect("c"),
             KeyCreateOutcome::LimitReached
@@ -299,7 +299,7 @@ mod tests {
             .is_empty());
         assert_eq!(
             store
-                .create_api_key(key("key-4", "u1", 200), [4; 32], 1)
+                .create_api_key(key("key-4", 4, "u1", 200), 1)
                 .await
                 .expect("c"),
             KeyCreateOutcome::Created

@@ -174,6 +174,7 @@ impl From<&ApiKeyRecord> for ApiKey {
     fn from(r: &ApiKeyRecord) -> Self {
         ApiKey {
             id: r.id.clone(),
+            hash: r.hash,
             user_id: r.user_id.clone(),
             name: r.name.clone(),
             prefix: r.prefix.clone(),

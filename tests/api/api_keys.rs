@@ -462,3 +462,30 @@ async fn keys_are_stored_only_as_hashes() {
         );
     }
 }
+
+#[tokio::test]
+async fn using_a_key_never_writes_to_the_database() {
+    let app = TestApp::spawn_with("[api_keys]\nlast_used_flush = \"1h\"").await;
+    let (t, key, _) = user_with_key(&app, "nowrite@example.com", &["databases:read"]).await;
+    let stat = || {
+        let m = std::fs::metadata(app.db_path()).expect("stat");
+        (m.modified().expect("mtime"), m.len())
+    };
+    let before = stat();
+    for _ in 0..25 {
+        assert_eq!(
+            app.get("/v1/auth/verify?scope=databases:read", Some(&key))
+                .await
+                .status,
+            200
+        );
+        assert_eq!(app.me(&key).await.status, 200);
+        assert_eq!(app.me(&t.token).await.status, 200);
+    }
+    let list = app.get("/v1/auth/api-keys", Some(&t.token)).await.json();
+    assert!(
+        list["api_keys"][0]["last_used_at"].is_string(),
+        "use is visible at once"
+    );
+    assert_eq!(stat(), before, "no write for any of it, listing included");
+}

@@ -380,3 +380,48 @@ fn sigint_stops_the_server_cleanly_too() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn key_use_reaches_the_database_within_the_flush_interval() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[passwords]\nscrypt_log_n = 10\n[api_keys]\nlast_used_flush = \"1s\"\n",
+    )
+    .expect("write");
+    let args = [
+        "--config",
+        cfg.to_str().expect("p"),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let mut server = start(dir.path(), &args, &[]);
+    let body =
+        json!({"email": "flush@example.com", "password": "flush-test-password", "name": "F"});
+    let (_, reg) = http(&server.addr, "POST", "/v1/auth/register", None, Some(&body));
+    let token = reg["token"].as_str().expect("token").to_string();
+    let body = json!({"name": "k", "scopes": ["databases:read"]});
+    let (status, created) = http(
+        &server.addr,
+        "POST",
+        "/v1/auth/api-keys",
+        Some(&token),
+        Some(&body),
+    );
+    assert_eq!(status, 201);
+    let key = created["api_key"].as_str().expect("key").to_string();
+    assert_eq!(
+        http(&server.addr, "GET", "/v1/auth/verify", Some(&key), None).0,
+        200
+    );
+    // Past one flush interval, then a crash: no shutdown flush can help.
+    std::thread::sleep(Duration::from_millis(2500));
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("reaped");
+    let server = start(dir.path(), &args, &[]);
+    let (_, list) = http(&server.addr, "GET", "/v1/auth/api-keys", Some(&token), None);
+    assert!(list["api_keys"][0]["last_used_at"].is_string(), "{list}");
+    assert_eq!(server.terminate().0, 0);
+}
