@@ -1,5 +1,6 @@
 //! Criterion benchmarks of each hot path through the public API: scrypt, JWT sign and verify,
-//! SHA-256 of a token, a store read and a durable store write (DESIGN "Performance budget").
+//! SHA-256 of a token, a store read and a durable store write (DESIGN "Performance budget"),
+//! the API-key checksum, and authenticating a bearer credential as `GET /v1/auth/verify` does.
 //!
 //! Run with `cargo bench --bench hot_paths`; medians land in
 //! `target/criterion/<group>/<bench>/new/estimates.json`.
@@ -8,12 +9,19 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use cloudheed_auth::clock::{Clock, SystemClock, UnixTime};
+use cloudheed_auth::crypto::api_key;
 use cloudheed_auth::crypto::jwt::{self, Claims};
 use cloudheed_auth::crypto::keys::{KeyPair, Keyring};
 use cloudheed_auth::crypto::password::hash_with;
 use cloudheed_auth::crypto::random;
+use cloudheed_auth::domain::models::{ClientInfo, Credential};
 use cloudheed_auth::domain::password::Password;
+use cloudheed_auth::domain::types::{Company, DisplayName, Email, KeyName, Scopes};
+use cloudheed_auth::service::accounts::{self, Registration};
+use cloudheed_auth::service::api_keys::{self, KeyRequest};
+use cloudheed_auth::service::credentials;
 use cloudheed_auth::store::{CreateOutcome, NewSession, NewUser, Rotation, Store};
+use cloudheed_auth::{App, Config};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use tokio::runtime::Runtime;
 
@@ -176,5 +184,113 @@ fn store(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, scrypt, jwt, sha256, store);
+/// The API-key checksum alone: what refuses a mistyped or invented key without the store.
+fn api_key_checksum(c: &mut Criterion) {
+    let prefix = "ch_live_";
+    let key = api_key::generate(prefix);
+    let key = key.secret.expose();
+    assert!(
+        api_key::well_formed(key, prefix),
+        "fresh key is well formed"
+    );
+    let mut group = c.benchmark_group("api_key");
+    group.measurement_time(Duration::from_secs(3));
+    group.bench_function("checksum", |b| {
+        b.iter(|| api_key::well_formed(black_box(key), black_box(prefix)))
+    });
+    group.finish();
+}
+
+/// A whole `App` (store in a temp dir on the target disk) with one registered user, that user's
+/// access token and one API key created through the services.
+struct VerifyFixture {
+    _dir: tempfile::TempDir,
+    app: App,
+    access_token: String,
+    api_key: String,
+}
+
+fn verify_fixture(rt: &Runtime) -> VerifyFixture {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let config = Config::from_toml(&format!(
+        "data_dir = {:?}\n\n[passwords]\nscrypt_log_n = 10\n",
+        dir.path().join("data").display().to_string()
+    ))
+    .expect("valid bench config");
+    rt.block_on(async {
+        let app = App::build(config).await.expect("build app");
+        let state = app.state();
+        let registration = Registration {
+            email: Email::parse("bench@example.com").expect("valid email"),
+            password: Password::new("load-test-password-91".into()),
+            name: DisplayName::parse("Bench User").expect("valid name"),
+            company: Company::parse(None).expect("no company is valid"),
+        };
+        let client = ClientInfo {
+            ip: Some([127, 0, 0, 1].into()),
+            user_agent: Some("criterion".into()),
+        };
+        let (tokens, _user) = accounts::register(state, registration, client)
+            .await
+            .expect("register");
+        let access_token = tokens.access_token.expose().to_string();
+        let session = credentials::authenticate(state, &access_token)
+            .await
+            .expect("access token authenticates");
+        let request = KeyRequest {
+            name: KeyName::parse("bench").expect("valid key name"),
+            scopes: Scopes::parse(vec!["databases:read".into()], &state.config.api_keys.scopes)
+                .expect("valid scopes"),
+            expires_in: state.config.api_keys.default_expires_in,
+        };
+        let (secret, _key) = api_keys::create(state, &session, request)
+            .await
+            .expect("create api key");
+        let api_key = secret.expose().to_string();
+        let who = credentials::authenticate(state, &api_key)
+            .await
+            .expect("api key authenticates");
+        assert!(matches!(who.credential, Credential::ApiKey { .. }));
+        VerifyFixture {
+            _dir: dir,
+            app,
+            access_token,
+            api_key,
+        }
+    })
+}
+
+/// `credentials::authenticate` for each bearer kind, the work behind `GET /v1/auth/verify`
+/// (and every authenticated route): API key = checksum + SHA-256 + one read; access token =
+/// Ed25519 verify + one read. Each includes the hop to the blocking pool.
+fn verify(c: &mut Criterion) {
+    let rt = Runtime::new().expect("tokio runtime");
+    let f = verify_fixture(&rt);
+    let state = f.app.state();
+    let mut group = c.benchmark_group("verify");
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("api_key", |b| {
+        b.iter(|| {
+            rt.block_on(credentials::authenticate(state, black_box(&f.api_key)))
+                .expect("api key authenticates")
+        })
+    });
+    group.bench_function("access_token", |b| {
+        b.iter(|| {
+            rt.block_on(credentials::authenticate(state, black_box(&f.access_token)))
+                .expect("access token authenticates")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    scrypt,
+    jwt,
+    sha256,
+    store,
+    api_key_checksum,
+    verify
+);
 criterion_main!(benches);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Load-run of the HTTP read endpoints with wrk: starts the given binary on loopback with a temp
-# data dir, registers one user, and runs wrk against /healthz, /v1/auth/me and the JWKS.
+# data dir, registers one user, creates one API key (scope databases:read), and runs wrk against
+# /healthz, /v1/auth/me, the JWKS, and /v1/auth/verify with the API key (?scope=databases:read)
+# and with the access token.
 #
 # Usage:   benches/load.sh target/release/cloudheed-auth
 # Env:     PORT (default 18080), DURATION (10s), THREADS (2), CONNECTIONS (64),
@@ -62,8 +64,17 @@ TOKEN=$(printf '%s' "$RESPONSE" | grep -o '"token":"[^"]*"' | head -n1 | cut -d'
 curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" "$BASE/v1/auth/me"
 curl -fsS -o /dev/null "$BASE/.well-known/jwks.json"
 
+RESPONSE=$(curl -fsS -X POST "$BASE/v1/auth/api-keys" \
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d '{"name":"load","scopes":["databases:read"]}')
+API_KEY=$(printf '%s' "$RESPONSE" | grep -o '"api_key":"[^"]*"' | head -n1 | cut -d'"' -f4)
+[[ -n $API_KEY ]] || { echo "no api_key in create response: $RESPONSE" >&2; exit 1; }
+VERIFY_KEY_URL="$BASE/v1/auth/verify?scope=databases:read"
+curl -fsS -o /dev/null -H "Authorization: Bearer $API_KEY" "$VERIFY_KEY_URL"
+curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" "$BASE/v1/auth/verify"
+
 echo "server: $BIN ($(nproc) CPUs), wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
-for target in healthz me jwks; do
+for target in healthz me jwks verify_api_key verify_access_token; do
     echo
     echo "=== GET $target ==="
     case $target in
@@ -72,5 +83,9 @@ for target in healthz me jwks; do
                 -H "Authorization: Bearer $TOKEN" "$BASE/v1/auth/me" ;;
         jwks) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
                 "$BASE/.well-known/jwks.json" ;;
+        verify_api_key) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+                -H "Authorization: Bearer $API_KEY" "$VERIFY_KEY_URL" ;;
+        verify_access_token) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+                -H "Authorization: Bearer $TOKEN" "$BASE/v1/auth/verify" ;;
     esac
 done
