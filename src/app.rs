@@ -83,6 +83,11 @@ impl App {
             .map_err(|_| StartupError::Other("runtime shutting down".into()))??;
         let keys = Keyring::new(store.signing_keys_or_create(clock.now()).await?)
             .ok_or_else(|| StartupError::Other("no signing key".into()))?;
+        if !config.rate_limits.trusted_proxies.is_empty() || !config.cors.allowed_origins.is_empty()
+        {
+            // Accepted so config files stay valid across upgrades, but not acted on yet.
+            tracing::warn!("rate_limits.trusted_proxies and cors.allowed_origins are not enforced by this version");
+        }
         let p = &config.passwords;
         let hasher = PasswordHasher::new(
             p.scrypt_log_n,
