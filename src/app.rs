@@ -106,6 +106,7 @@ impl App {
             refresh: tokio::sync::Mutex::new(GraceCache::default()),
             draining: Default::default(),
             key_usage: Default::default(),
+            code_throttle: Default::default(),
         };
         Ok(App {
             state: Arc::new(state),

@@ -42,6 +42,27 @@ pub enum Error {
     InvalidCredentials,
     /// 401: unknown, expired, rotated-out or revoked refresh token.
     InvalidRefreshToken,
+    /// 401: the password was right, the account has two-factor authentication, no code was sent.
+    TotpRequired,
+    /// 401: login with a wrong, replayed or used second-factor code.
+    InvalidTotpCode,
+    /// 422: a wrong code confirming 2FA verify or disable, inside an authenticated request.
+    WrongTotpCode,
+    /// 422: a wrong password confirming 2FA disable.
+    InvalidPassword,
+    /// 422: 2FA verify before any setup.
+    TwoFactorNotSetUp,
+    /// 403: enrolling an authenticator needs a recent password proof.
+    ReauthenticationRequired,
+    /// 409: 2FA setup or verify while it is on.
+    TwoFactorAlreadyEnabled,
+    /// 409: 2FA disable while it is off.
+    TwoFactorNotEnabled,
+    /// 429: too many failures; try again after `retry_after`.
+    RateLimited {
+        /// Sent as `Retry-After`.
+        retry_after: Duration,
+    },
     /// 403: an API key was used where only a session may act.
     SessionRequired,
     /// 403: the credential lacks the scope asked for.
@@ -67,7 +88,15 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::InvalidRequest(_) => 400,
-            Error::Unauthorized | Error::InvalidCredentials | Error::InvalidRefreshToken => 401,
+            Error::Unauthorized
+            | Error::InvalidCredentials
+            | Error::InvalidRefreshToken
+            | Error::TotpRequired
+            | Error::InvalidTotpCode => 401,
+            Error::ReauthenticationRequired => 403,
+            Error::TwoFactorAlreadyEnabled | Error::TwoFactorNotEnabled => 409,
+            Error::WrongTotpCode | Error::InvalidPassword | Error::TwoFactorNotSetUp => 422,
+            Error::RateLimited { .. } => 429,
             Error::SessionRequired | Error::InsufficientScope => 403,
             Error::NotFound => 404,
             Error::MethodNotAllowed(_) => 405,
@@ -94,6 +123,14 @@ impl Error {
             Error::Unauthorized => "unauthorized",
             Error::InvalidCredentials => "invalid_credentials",
             Error::InvalidRefreshToken => "invalid_refresh_token",
+            Error::TotpRequired => "totp_required",
+            Error::InvalidTotpCode | Error::WrongTotpCode => "invalid_totp_code",
+            Error::InvalidPassword => "invalid_password",
+            Error::TwoFactorNotSetUp => "2fa_not_set_up",
+            Error::ReauthenticationRequired => "reauthentication_required",
+            Error::TwoFactorAlreadyEnabled => "2fa_already_enabled",
+            Error::TwoFactorNotEnabled => "2fa_not_enabled",
+            Error::RateLimited { .. } => "rate_limited",
             Error::SessionRequired => "session_required",
             Error::InsufficientScope => "insufficient_scope",
             Error::EmailTaken => "email_taken",
@@ -118,6 +155,18 @@ impl Error {
             Error::Unauthorized => "A valid bearer token is required.".into(),
             Error::InvalidCredentials => "The email or password is incorrect.".into(),
             Error::InvalidRefreshToken => "The refresh token is invalid or expired.".into(),
+            Error::TotpRequired => "This account needs a two-factor code: send totp_code.".into(),
+            Error::InvalidTotpCode | Error::WrongTotpCode => {
+                "The two-factor code is wrong or was already used.".into()
+            }
+            Error::InvalidPassword => "The password is incorrect.".into(),
+            Error::TwoFactorNotSetUp => "Set up two-factor authentication first.".into(),
+            Error::ReauthenticationRequired => {
+                "Confirm your password: send it in the body, or log in again.".into()
+            }
+            Error::TwoFactorAlreadyEnabled => "Two-factor authentication is already on.".into(),
+            Error::TwoFactorNotEnabled => "Two-factor authentication is not on.".into(),
+            Error::RateLimited { .. } => "Too many attempts; try again later.".into(),
             Error::SessionRequired => "This needs a session token; an API key cannot do it.".into(),
             Error::InsufficientScope => "The credential lacks the required scope.".into(),
             Error::EmailTaken => "An account with this email already exists.".into(),
@@ -179,6 +228,25 @@ mod tests {
             (Error::Unauthorized, 401, "unauthorized"),
             (Error::InvalidCredentials, 401, "invalid_credentials"),
             (Error::InvalidRefreshToken, 401, "invalid_refresh_token"),
+            (Error::TotpRequired, 401, "totp_required"),
+            (Error::InvalidTotpCode, 401, "invalid_totp_code"),
+            (Error::WrongTotpCode, 422, "invalid_totp_code"),
+            (Error::InvalidPassword, 422, "invalid_password"),
+            (Error::TwoFactorNotSetUp, 422, "2fa_not_set_up"),
+            (
+                Error::ReauthenticationRequired,
+                403,
+                "reauthentication_required",
+            ),
+            (Error::TwoFactorAlreadyEnabled, 409, "2fa_already_enabled"),
+            (Error::TwoFactorNotEnabled, 409, "2fa_not_enabled"),
+            (
+                Error::RateLimited {
+                    retry_after: Duration::from_secs(30),
+                },
+                429,
+                "rate_limited",
+            ),
             (Error::SessionRequired, 403, "session_required"),
             (Error::InsufficientScope, 403, "insufficient_scope"),
             (Error::EmailTaken, 409, "email_taken"),

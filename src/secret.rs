@@ -45,3 +45,50 @@ mod tests {
         assert_eq!(s.expose(), "tok-123");
     }
 }
+
+/// Secret bytes at rest or in memory (a TOTP secret): `Debug` shows nothing, zeroed on drop.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SecretBytes(Zeroizing<Vec<u8>>);
+
+impl SecretBytes {
+    /// Wrap secret bytes.
+    pub fn new(b: Vec<u8>) -> Self {
+        SecretBytes(Zeroizing::new(b))
+    }
+
+    /// The bytes, for the one place that must use them.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBytes(<hidden>)")
+    }
+}
+
+impl serde::Serialize for SecretBytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SecretBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SecretBytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<SecretBytes, E> {
+                Ok(SecretBytes::new(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<SecretBytes, E> {
+                Ok(SecretBytes::new(v))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}

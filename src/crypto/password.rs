@@ -30,6 +30,9 @@ pub struct Verified {
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
     params: Params,
+    /// Cost for backup codes: the configured one, but at most N = 2^14 (16 MiB), since a login
+    /// or 2FA enable hashes up to ten of them.
+    backup_params: Params,
     slots: Arc<Semaphore>,
     queue_timeout: Duration,
     /// A real hash of a random password, verified against when the email is unknown so that
@@ -50,8 +53,11 @@ impl PasswordHasher {
             .map_err(|e| Error::Internal(format!("scrypt parameters: {e}")))?;
         let dummy_pw = Password::new(random::token());
         let dummy = run_blocking(move || hash_with(&params, &dummy_pw)).await??;
+        let backup_params = Params::new(log_n.min(14), r, p, Params::RECOMMENDED_LEN)
+            .map_err(|e| Error::Internal(format!("scrypt parameters: {e}")))?;
         Ok(Self {
             params,
+            backup_params,
             slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
             queue_timeout,
             dummy: dummy.into(),
@@ -82,6 +88,22 @@ impl PasswordHasher {
             ok: v.ok && known,
             needs_rehash: v.needs_rehash && known,
         })
+    }
+
+    /// Digests of backup codes (already in canonical form) under `salt`, on the pool.
+    pub async fn backup_digests(
+        &self,
+        canonical: Vec<String>,
+        salt: [u8; 16],
+    ) -> Result<Vec<[u8; 32]>, Error> {
+        let params = self.backup_params;
+        self.on_pool(move || {
+            canonical
+                .iter()
+                .map(|c| super::backup_codes::digest(c, &salt, &params))
+                .collect()
+        })
+        .await
     }
 
     /// Hashing slots free right now.

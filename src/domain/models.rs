@@ -85,6 +85,8 @@ pub enum Credential {
     Session {
         /// The session.
         session_id: String,
+        /// When the password was last proven in it.
+        auth_time: UnixTime,
     },
     /// An API key: holds its own scopes only.
     ApiKey {
@@ -108,7 +110,7 @@ impl Principal {
     /// The session, if the caller presented an access token.
     pub fn session_id(&self) -> Option<&str> {
         match &self.credential {
-            Credential::Session { session_id } => Some(session_id),
+            Credential::Session { session_id, .. } => Some(session_id),
             Credential::ApiKey { .. } => None,
         }
     }

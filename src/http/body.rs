@@ -53,6 +53,22 @@ pub async fn read_json<T: DeserializeOwned>(
     parse_json(&bytes)
 }
 
+/// Like `read_json`, for endpoints whose body is optional: no body at all (no length, or length
+/// 0, and not chunked) is `None`.
+pub async fn read_optional_json<T: DeserializeOwned>(
+    req: Request<Incoming>,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<Option<T>, Error> {
+    let h = req.headers();
+    let length = h.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+    let chunked = h.contains_key(header::TRANSFER_ENCODING);
+    if !chunked && length.is_none_or(|l| l.trim() == "0") {
+        return Ok(None);
+    }
+    read_json(req, max_bytes, timeout).await.map(Some)
+}
+
 /// Parse one JSON document into `T`. The message may name a missing, unknown or duplicated
 /// field when the name is a plain identifier; it never echoes a value the client sent.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {

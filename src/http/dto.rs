@@ -259,6 +259,52 @@ pub struct VerifyResponse<'a> {
     pub key_id: Option<&'a str>,
 }
 
+/// `POST /v1/auth/2fa/setup`: the body is optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpSetupRequest {
+    /// The account password, when the session's login is older than 15 minutes.
+    pub password: Option<Password>,
+}
+
+/// `POST /v1/auth/2fa/setup` → 200.
+#[derive(Debug, Serialize)]
+pub struct TotpSetupResponse<'a> {
+    /// Base32 secret.
+    pub secret: &'a str,
+    /// `otpauth://` URL.
+    pub qr_code_url: &'a str,
+    /// Inline SVG QR code of the URL.
+    pub qr_code_svg: &'a str,
+}
+
+/// `POST /v1/auth/2fa/verify`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpVerifyRequest {
+    /// A code from the authenticator.
+    pub code: Option<Secret>,
+}
+
+/// `POST /v1/auth/2fa/verify` → 200.
+#[derive(Debug, Serialize)]
+pub struct TotpEnabledResponse<'a> {
+    /// "2fa_enabled".
+    pub message_code: &'static str,
+    /// Ten single-use backup codes, shown this once.
+    pub backup_codes: Vec<&'a str>,
+}
+
+/// `POST /v1/auth/2fa/disable`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpDisableRequest {
+    /// The account password.
+    pub password: Option<Password>,
+    /// A TOTP or backup code.
+    pub code: Option<Secret>,
+}
+
 /// `{message_code}` for successes that return nothing else.
 #[derive(Debug, Serialize)]
 pub struct MessageResponse {

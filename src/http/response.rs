@@ -65,7 +65,7 @@ pub fn error(err: &Error) -> Response<Body> {
     if let Error::MethodNotAllowed(allow) = err {
         h.insert(header::ALLOW, HeaderValue::from_static(allow));
     }
-    if let Error::Overloaded { retry_after } = err {
+    if let Error::Overloaded { retry_after } | Error::RateLimited { retry_after } = err {
         h.insert(
             header::RETRY_AFTER,
             HeaderValue::from(retry_after.as_secs().max(1)),

@@ -13,6 +13,9 @@
 //! | GET    | /v1/auth/api-keys           | ListApiKeys    | session |
 //! | DELETE | /v1/auth/api-keys/{id}      | RevokeApiKey   | session |
 //! | GET    | /v1/auth/verify             | Verify         | any     |
+//! | POST   | /v1/auth/2fa/setup          | TotpSetup      | session |
+//! | POST   | /v1/auth/2fa/verify         | TotpVerify     | session |
+//! | POST   | /v1/auth/2fa/disable        | TotpDisable    | session |
 //! | GET    | /.well-known/jwks.json      | Jwks           | public  |
 //! | GET    | /healthz                    | Healthz        | public  |
 //! | GET    | /readyz                     | Readyz         | public  |
@@ -50,6 +53,12 @@ pub enum Route {
     RevokeApiKey(String),
     /// Who is this and may they do that: for other services and reverse proxies.
     Verify,
+    /// Start two-factor enrolment.
+    TotpSetup,
+    /// Confirm enrolment with a code.
+    TotpVerify,
+    /// Turn two-factor authentication off.
+    TotpDisable,
     /// Public signing keys.
     Jwks,
     /// Liveness.
@@ -88,6 +97,9 @@ impl Route {
                 _ => return Err(Error::MethodNotAllowed("GET, POST")),
             },
             "/v1/auth/verify" => ("GET", Method::GET, Route::Verify),
+            "/v1/auth/2fa/setup" => ("POST", Method::POST, Route::TotpSetup),
+            "/v1/auth/2fa/verify" => ("POST", Method::POST, Route::TotpVerify),
+            "/v1/auth/2fa/disable" => ("POST", Method::POST, Route::TotpDisable),
             "/.well-known/jwks.json" => ("GET", Method::GET, Route::Jwks),
             "/healthz" => ("GET", Method::GET, Route::Healthz),
             "/readyz" => ("GET", Method::GET, Route::Readyz),
@@ -131,7 +143,10 @@ impl Route {
             | Route::RevokeSession(_)
             | Route::CreateApiKey
             | Route::ListApiKeys
-            | Route::RevokeApiKey(_) => Access::Session,
+            | Route::RevokeApiKey(_)
+            | Route::TotpSetup
+            | Route::TotpVerify
+            | Route::TotpDisable => Access::Session,
         }
     }
 
@@ -149,6 +164,9 @@ impl Route {
             Route::ListApiKeys => "list_api_keys",
             Route::RevokeApiKey(_) => "revoke_api_key",
             Route::Verify => "verify",
+            Route::TotpSetup => "totp_setup",
+            Route::TotpVerify => "totp_verify",
+            Route::TotpDisable => "totp_disable",
             Route::Jwks => "jwks",
             Route::Healthz => "healthz",
             Route::Readyz => "readyz",
@@ -185,6 +203,17 @@ mod tests {
             (Method::GET, "/.well-known/jwks.json", Route::Jwks),
             (Method::GET, "/healthz", Route::Healthz),
             (Method::GET, "/readyz", Route::Readyz),
+            (Method::POST, "/v1/auth/api-keys", Route::CreateApiKey),
+            (Method::GET, "/v1/auth/api-keys", Route::ListApiKeys),
+            (
+                Method::DELETE,
+                "/v1/auth/api-keys/key-abc",
+                Route::RevokeApiKey("key-abc".into()),
+            ),
+            (Method::GET, "/v1/auth/verify", Route::Verify),
+            (Method::POST, "/v1/auth/2fa/setup", Route::TotpSetup),
+            (Method::POST, "/v1/auth/2fa/verify", Route::TotpVerify),
+            (Method::POST, "/v1/auth/2fa/disable", Route::TotpDisable),
         ];
         for (m, p, r) in ok {
             assert_eq!(Route::parse(&m, p).expect(p), r);
@@ -200,6 +229,7 @@ mod tests {
             (Method::POST, "/v1/auth/sessions/ses-1", "DELETE"),
             (Method::DELETE, "/v1/auth/api-keys", "GET, POST"),
             (Method::POST, "/v1/auth/verify", "GET"),
+            (Method::GET, "/v1/auth/2fa/setup", "POST"),
         ] {
             match Route::parse(&m, p) {
                 Err(Error::MethodNotAllowed(a)) => assert_eq!(a, allow, "{p}"),

@@ -5,10 +5,13 @@ use crate::domain::models::{ClientInfo, User};
 use crate::domain::password::Password;
 use crate::domain::types::{Company, DisplayName, Email};
 use crate::error::Error;
+use crate::secret::Secret;
 use crate::state::AppState;
-use crate::store::{CreateOutcome, NewSession, NewUser};
+use crate::store::records::UserRecord;
+use crate::store::{CreateOutcome, LoginOutcome, NewSession, NewUser, SecondFactorUse};
 
 use super::tokens::{access_token, new_refresh_token, TokenPair};
+use super::two_factor;
 
 /// A validated registration.
 #[derive(Debug)]
@@ -77,6 +80,7 @@ pub async fn login(
     state: &AppState,
     email: &str,
     password: Password,
+    totp_code: Option<Secret>,
     client: ClientInfo,
 ) -> Result<(TokenPair, User), Error> {
     if !password.within_max_length() {
@@ -97,6 +101,11 @@ pub async fn login(
         tracing::info!("login failed: invalid credentials");
         return Err(Error::InvalidCredentials);
     };
+    let second_factor = if record.two_factor_enabled {
+        Some(second_factor(state, &record, totp_code).await?)
+    } else {
+        None
+    };
     let rehash = if verified.needs_rehash {
         Some(state.hasher.hash(password).await?)
     } else {
@@ -104,7 +113,20 @@ pub async fn login(
     };
     let (session, refresh_token) = new_session(state, &record.id, client);
     let (session_id, auth_time) = (session.id.clone(), session.now);
-    state.store.start_session(session, rehash).await?;
+    match state
+        .store
+        .start_session(session, rehash, second_factor)
+        .await?
+    {
+        LoginOutcome::Started => {}
+        LoginOutcome::SecondFactorSpent => {
+            state.code_throttle.fail(&record.id, state.now());
+            return Err(Error::InvalidTotpCode);
+        }
+    }
+    if second_factor.is_some() {
+        state.code_throttle.succeed(&record.id);
+    }
     tracing::info!(user_id = %record.id, "login succeeded");
     let pair = TokenPair {
         access_token: access_token(state, &record.id, &session_id, auth_time),
@@ -113,11 +135,30 @@ pub async fn login(
     Ok((pair, User::from(&record)))
 }
 
-fn new_session(
+/// The second step of a login with two-factor authentication on, after a right password: no
+/// code is `totp_required` (not a failure); a wrong one is `invalid_totp_code` and counts
+/// toward the account's throttle.
+async fn second_factor(
     state: &AppState,
-    user_id: &str,
-    client: ClientInfo,
-) -> (NewSession, crate::secret::Secret) {
+    record: &UserRecord,
+    code: Option<Secret>,
+) -> Result<SecondFactorUse, Error> {
+    let now = state.now();
+    state.code_throttle.check(&record.id, now)?;
+    let Some(code) = code.filter(|c| !c.expose().is_empty()) else {
+        return Err(Error::TotpRequired);
+    };
+    match two_factor::check_code(state, record, code.expose()).await? {
+        Some(used) => Ok(used),
+        None => {
+            state.code_throttle.fail(&record.id, now);
+            tracing::info!(user_id = %record.id, "login failed: wrong second-factor code");
+            Err(Error::InvalidTotpCode)
+        }
+    }
+}
+
+fn new_session(state: &AppState, user_id: &str, client: ClientInfo) -> (NewSession, Secret) {
     let now = state.now();
     let ttl = i64::try_from(state.config.tokens.refresh_ttl.as_secs()).unwrap_or(i64::MAX / 4);
     let (token, hash) = new_refresh_token();

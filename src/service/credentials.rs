@@ -35,6 +35,7 @@ async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, 
         user: User::from(&user),
         credential: Credential::Session {
             session_id: session.id,
+            auth_time: session.auth_time,
         },
     })
 }

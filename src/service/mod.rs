@@ -6,4 +6,6 @@ pub mod api_keys;
 pub mod credentials;
 pub mod health;
 pub mod sessions;
+pub mod throttle;
 pub mod tokens;
+pub mod two_factor;

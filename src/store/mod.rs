@@ -10,6 +10,7 @@ mod keys;
 pub mod records;
 mod schema;
 mod sessions;
+mod two_factor;
 mod users;
 
 use std::fs::{DirBuilder, OpenOptions};
@@ -21,7 +22,8 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 
 pub use api_keys::KeyCreateOutcome;
 pub use sessions::{NewSession, Rotation};
-pub use users::{CreateOutcome, NewUser};
+pub use two_factor::{EnableOutcome, SetupOutcome};
+pub use users::{CreateOutcome, LoginOutcome, NewUser, SecondFactorUse};
 
 /// Why the store failed. A missing row is never an error (`Ok(None)`), and a failure is never a
 /// missing row: an auth decision must not mistake a broken database for an unknown user.

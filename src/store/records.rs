@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
 use crate::domain::models::{ApiKey, Session, User};
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretBytes};
 
 use super::StoreError;
 
@@ -42,6 +42,22 @@ pub struct UserRecord {
     /// Disabled by an operator.
     #[serde(default)]
     pub disabled: bool,
+    /// The confirmed TOTP secret, while two-factor authentication is on. Kept recoverable: the
+    /// server must compute codes from it.
+    #[serde(default)]
+    pub totp_secret: Option<SecretBytes>,
+    /// A secret from setup not yet confirmed by a code.
+    #[serde(default)]
+    pub totp_pending: Option<SecretBytes>,
+    /// The last TOTP step accepted; a step is accepted at most once.
+    #[serde(default)]
+    pub totp_last_step: Option<i64>,
+    /// Salt of the backup-code digests.
+    #[serde(default)]
+    pub backup_salt: Option<[u8; 16]>,
+    /// scrypt digests of the backup codes, and whether each has been used.
+    #[serde(default)]
+    pub backup_codes: Vec<([u8; 32], bool)>,
 }
 
 /// One session and its refresh-token lineage.

@@ -53,9 +53,12 @@ pub enum Rotation {
     Unknown,
 }
 
-/// Delete the user's expired sessions; run whenever the user opens a new one, so sessions that
-/// are never refreshed again do not pile up.
-fn prune_expired(tx: &WriteTransaction, user_id: &str, now: UnixTime) -> Result<(), StoreError> {
+/// Delete the user's sessions for which `doomed` says so.
+pub(super) fn delete_sessions_where(
+    tx: &WriteTransaction,
+    user_id: &str,
+    doomed: impl Fn(&SessionRecord) -> bool,
+) -> Result<(), StoreError> {
     let ids: Vec<String> = {
         let index = tx.open_multimap_table(SESSIONS_BY_USER)?;
         let mut ids = Vec::new();
@@ -66,12 +69,18 @@ fn prune_expired(tx: &WriteTransaction, user_id: &str, now: UnixTime) -> Result<
     };
     for id in ids {
         if let Some(s) = get_session(tx, &id)? {
-            if now >= s.expires_at {
+            if doomed(&s) {
                 delete_session(tx, &s)?;
             }
         }
     }
     Ok(())
+}
+
+/// Delete the user's expired sessions; run whenever the user opens a new one, so sessions that
+/// are never refreshed again do not pile up.
+fn prune_expired(tx: &WriteTransaction, user_id: &str, now: UnixTime) -> Result<(), StoreError> {
+    delete_sessions_where(tx, user_id, |s| now >= s.expires_at)
 }
 
 pub(super) fn insert_session(tx: &WriteTransaction, s: NewSession) -> Result<(), StoreError> {

@@ -96,6 +96,11 @@ impl Store {
                 email_verified_at: None,
                 two_factor_enabled: false,
                 disabled: false,
+                totp_secret: None,
+                totp_pending: None,
+                totp_last_step: None,
+                backup_salt: None,
+                backup_codes: Vec::new(),
             };
             put_user(tx, &record)?;
             insert_session(tx, session)?;
@@ -104,32 +109,66 @@ impl Store {
         .await
     }
 
-    /// Open a session after a successful login, replacing the password hash in the same
-    /// transaction when the configured cost changed.
+    /// Open a session after a successful login, in one transaction with what the login used
+    /// up: a TOTP step or a backup code (re-checked here, so two logins racing with one code
+    /// cannot both win) and a re-hashed password when the configured cost changed.
     pub async fn start_session(
         &self,
         session: NewSession,
         rehash: Option<Secret>,
-    ) -> Result<(), StoreError> {
-        self.write(move |tx| {
-            if let Some(hash) = rehash {
-                let mut user: UserRecord = {
-                    let users = tx.open_table(USERS)?;
-                    let Some(bytes) = users.get(session.user_id.as_str())? else {
-                        return Err(StoreError::Corrupt(format!(
-                            "session for missing user {}",
-                            session.user_id
-                        )));
-                    };
-                    decode("users", bytes.value())?
-                };
-                user.password_hash = hash;
-                put_user(tx, &user)?;
+        second_factor: Option<SecondFactorUse>,
+    ) -> Result<LoginOutcome, StoreError> {
+        self.write_if_changed(move |tx| {
+            let mut user = get_user(tx, &session.user_id)?;
+            match second_factor {
+                Some(SecondFactorUse::TotpStep(step)) => {
+                    if user.totp_last_step.is_some_and(|last| step <= last) {
+                        return Ok((LoginOutcome::SecondFactorSpent, Changed::No));
+                    }
+                    user.totp_last_step = Some(step);
+                }
+                Some(SecondFactorUse::BackupCode(i)) => match user.backup_codes.get_mut(i) {
+                    Some((_, used)) if !*used => *used = true,
+                    _ => return Ok((LoginOutcome::SecondFactorSpent, Changed::No)),
+                },
+                None => {}
             }
-            insert_session(tx, session)
+            if let Some(hash) = rehash {
+                user.password_hash = hash;
+            }
+            put_user(tx, &user)?;
+            insert_session(tx, session)?;
+            Ok((LoginOutcome::Started, Changed::Yes))
         })
         .await
     }
+}
+
+/// What a login spent of the second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondFactorUse {
+    /// This TOTP step.
+    TotpStep(i64),
+    /// The backup code at this index.
+    BackupCode(usize),
+}
+
+/// Result of opening a session at login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// Committed.
+    Started,
+    /// Another request used the same TOTP step or backup code first; nothing was written.
+    SecondFactorSpent,
+}
+
+/// The user with this id; a dangling reference to a missing user is damage.
+pub(super) fn get_user(tx: &WriteTransaction, id: &str) -> Result<UserRecord, StoreError> {
+    let users = tx.open_table(USERS)?;
+    let Some(bytes) = users.get(id)? else {
+        return Err(StoreError::Corrupt(format!("missing user {id}")));
+    };
+    decode("users", bytes.value())
 }
 
 pub(super) fn put_user(tx: &WriteTransaction, user: &UserRecord) -> Result<(), StoreError> {

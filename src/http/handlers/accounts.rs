@@ -93,7 +93,7 @@ pub async fn login(
             return Err(Error::field(field, "required"));
         }
     };
-    let (pair, user) = accounts::login(state, &email, password, ctx.client).await?;
+    let (pair, user) = accounts::login(state, &email, password, dto.totp_code, ctx.client).await?;
     Ok(json(StatusCode::OK, &dto::logged_in(&pair, &user)))
 }
 

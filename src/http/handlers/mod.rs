@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod health;
 pub mod sessions;
+pub mod two_factor;
 pub mod verify;
 
 use crate::domain::models::Principal;

@@ -1,0 +1,192 @@
+//! Two-factor authentication: setup (a pending secret), verify (enable, with backup codes),
+//! disable, and the code check that login shares.
+
+use crate::clock::UnixTime;
+use crate::crypto::{backup_codes, random, totp};
+use crate::domain::models::{Credential, Principal};
+use crate::domain::password::Password;
+use crate::error::Error;
+use crate::secret::{Secret, SecretBytes};
+use crate::state::AppState;
+use crate::store::records::UserRecord;
+use crate::store::{EnableOutcome, SecondFactorUse, SetupOutcome};
+
+/// How recent a session's password proof must be to enrol an authenticator without sending
+/// the password again.
+pub const REAUTH_WINDOW_SECS: i64 = 15 * 60;
+
+/// What setup hands the user: the only time the secret is shown.
+#[derive(Debug)]
+pub struct Enrolment {
+    /// Base32 secret.
+    pub secret: Secret,
+    /// `otpauth://` URL (it contains the secret).
+    pub qr_code_url: Secret,
+    /// The URL as an inline SVG QR code.
+    pub qr_code_svg: String,
+}
+
+fn session_of(who: &Principal) -> Result<(&str, UnixTime), Error> {
+    match &who.credential {
+        Credential::Session {
+            session_id,
+            auth_time,
+        } => Ok((session_id, *auth_time)),
+        Credential::ApiKey { .. } => Err(Error::SessionRequired),
+    }
+}
+
+async fn record(state: &AppState, who: &Principal) -> Result<UserRecord, Error> {
+    state
+        .store
+        .user_by_id(who.user.id.clone())
+        .await?
+        .ok_or(Error::Unauthorized)
+}
+
+/// Start enrolment: a fresh secret, kept as pending until a code confirms it. Needs a password
+/// proof from the last 15 minutes: the session's login, or `password`.
+pub async fn setup(
+    state: &AppState,
+    who: &Principal,
+    password: Option<Password>,
+) -> Result<Enrolment, Error> {
+    let (_, auth_time) = session_of(who)?;
+    let user = record(state, who).await?;
+    if user.two_factor_enabled {
+        return Err(Error::TwoFactorAlreadyEnabled);
+    }
+    if state.now() - auth_time > REAUTH_WINDOW_SECS {
+        let Some(password) = password else {
+            return Err(Error::ReauthenticationRequired);
+        };
+        let verified = state
+            .hasher
+            .verify(password, Some(user.password_hash.clone()))
+            .await?;
+        if !verified.ok {
+            return Err(Error::ReauthenticationRequired);
+        }
+    }
+    let secret = totp::new_secret();
+    let b32 = totp::encode_secret(&secret);
+    let url = totp::otpauth_url(&state.config.issuer, &user.email, &b32);
+    let svg = totp::qr_svg(&url).ok_or_else(|| Error::Internal("QR code rendering".into()))?;
+    match state
+        .store
+        .set_pending_totp(user.id, SecretBytes::new(secret.to_vec()))
+        .await?
+    {
+        SetupOutcome::AlreadyEnabled => Err(Error::TwoFactorAlreadyEnabled),
+        SetupOutcome::Pending => Ok(Enrolment {
+            secret: Secret::new(b32),
+            qr_code_url: Secret::new(url),
+            qr_code_svg: svg,
+        }),
+    }
+}
+
+/// Confirm the pending secret with a code: two-factor authentication goes on, the user's other
+/// sessions end, and ten backup codes are returned (shown this once).
+pub async fn verify(state: &AppState, who: &Principal, code: Secret) -> Result<Vec<Secret>, Error> {
+    let (session_id, _) = session_of(who)?;
+    let now = state.now();
+    state.code_throttle.check(&who.user.id, now)?;
+    let user = record(state, who).await?;
+    if user.two_factor_enabled {
+        return Err(Error::TwoFactorAlreadyEnabled);
+    }
+    let Some(pending) = user.totp_pending else {
+        return Err(Error::TwoFactorNotSetUp);
+    };
+    let Some(step) = totp::matching_step(pending.expose(), code.expose(), now, None) else {
+        state.code_throttle.fail(&user.id, now);
+        return Err(Error::WrongTotpCode);
+    };
+    state.code_throttle.succeed(&user.id);
+    let codes = backup_codes::generate();
+    let canonical = codes
+        .iter()
+        .filter_map(|c| backup_codes::normalize(c.expose()))
+        .collect();
+    let salt = random::bytes::<16>();
+    let digests = state.hasher.backup_digests(canonical, salt).await?;
+    let outcome = state
+        .store
+        .enable_totp(
+            user.id.clone(),
+            pending,
+            step,
+            salt,
+            digests,
+            session_id.to_string(),
+        )
+        .await?;
+    match outcome {
+        EnableOutcome::Enabled => {
+            tracing::info!(user_id = %user.id, "two-factor authentication enabled");
+            Ok(codes)
+        }
+        EnableOutcome::AlreadyEnabled => Err(Error::TwoFactorAlreadyEnabled),
+        // A newer setup replaced the secret this code was for.
+        EnableOutcome::PendingChanged => Err(Error::WrongTotpCode),
+    }
+}
+
+/// Turn two-factor authentication off; needs the password and a code (TOTP or backup).
+pub async fn disable(
+    state: &AppState,
+    who: &Principal,
+    password: Password,
+    code: Secret,
+) -> Result<(), Error> {
+    session_of(who)?;
+    let now = state.now();
+    state.code_throttle.check(&who.user.id, now)?;
+    let user = record(state, who).await?;
+    if !user.two_factor_enabled {
+        return Err(Error::TwoFactorNotEnabled);
+    }
+    let verified = state
+        .hasher
+        .verify(password, Some(user.password_hash.clone()))
+        .await?;
+    if !verified.ok {
+        state.code_throttle.fail(&user.id, now);
+        return Err(Error::InvalidPassword);
+    }
+    if check_code(state, &user, code.expose()).await?.is_none() {
+        state.code_throttle.fail(&user.id, now);
+        return Err(Error::WrongTotpCode);
+    }
+    state.code_throttle.succeed(&user.id);
+    if state.store.disable_totp(user.id.clone()).await? {
+        tracing::info!(user_id = %user.id, "two-factor authentication disabled");
+        Ok(())
+    } else {
+        Err(Error::TwoFactorNotEnabled)
+    }
+}
+
+/// What `code` would use up: a fresh TOTP step of the user's secret, or an unused backup code.
+/// `None` for anything else. A backup-shaped code costs one hash; anything else none.
+pub(crate) async fn check_code(
+    state: &AppState,
+    user: &UserRecord,
+    code: &str,
+) -> Result<Option<SecondFactorUse>, Error> {
+    let now = state.now();
+    if let Some(secret) = &user.totp_secret {
+        if let Some(step) = totp::matching_step(secret.expose(), code, now, user.totp_last_step) {
+            return Ok(Some(SecondFactorUse::TotpStep(step)));
+        }
+    }
+    let (Some(canonical), Some(salt)) = (backup_codes::normalize(code), user.backup_salt) else {
+        return Ok(None);
+    };
+    let digest = state.hasher.backup_digests(vec![canonical], salt).await?;
+    Ok(digest
+        .first()
+        .and_then(|d| backup_codes::find(&user.backup_codes, d))
+        .map(SecondFactorUse::BackupCode))
+}

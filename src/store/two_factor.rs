@@ -1,0 +1,115 @@
+//! Two-factor state of an account: the pending secret from setup, enabling it with backup
+//! codes (ending the user's other sessions), and disabling it.
+
+use crate::secret::SecretBytes;
+
+use super::sessions::delete_sessions_where;
+use super::users::{get_user, put_user};
+use super::{Changed, Store, StoreError};
+
+/// Result of storing a pending secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupOutcome {
+    /// Stored, replacing any earlier unconfirmed secret.
+    Pending,
+    /// Two-factor authentication is already on; nothing changed.
+    AlreadyEnabled,
+}
+
+/// Result of enabling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnableOutcome {
+    /// On, with the backup codes given.
+    Enabled,
+    /// It was already on; nothing changed.
+    AlreadyEnabled,
+    /// The pending secret changed (a newer setup) since the code was checked; nothing changed.
+    PendingChanged,
+}
+
+impl Store {
+    /// Keep `secret` as the user's unconfirmed TOTP secret.
+    pub async fn set_pending_totp(
+        &self,
+        user_id: String,
+        secret: SecretBytes,
+    ) -> Result<SetupOutcome, StoreError> {
+        self.write_if_changed(move |tx| {
+            let mut user = get_user(tx, &user_id)?;
+            if user.two_factor_enabled {
+                return Ok((SetupOutcome::AlreadyEnabled, Changed::No));
+            }
+            user.totp_pending = Some(secret);
+            put_user(tx, &user)?;
+            Ok((SetupOutcome::Pending, Changed::Yes))
+        })
+        .await
+    }
+
+    /// Turn two-factor authentication on with the pending secret that was checked (`confirmed`),
+    /// record `step` as used, store the backup-code digests, and end every session of the user
+    /// but `keep_session`.
+    pub async fn enable_totp(
+        &self,
+        user_id: String,
+        confirmed: SecretBytes,
+        step: i64,
+        backup_salt: [u8; 16],
+        backup_digests: Vec<[u8; 32]>,
+        keep_session: String,
+    ) -> Result<EnableOutcome, StoreError> {
+        self.write_if_changed(move |tx| {
+            let mut user = get_user(tx, &user_id)?;
+            if user.two_factor_enabled {
+                return Ok((EnableOutcome::AlreadyEnabled, Changed::No));
+            }
+            if user.totp_pending.as_ref() != Some(&confirmed) {
+                return Ok((EnableOutcome::PendingChanged, Changed::No));
+            }
+            user.two_factor_enabled = true;
+            user.totp_secret = user.totp_pending.take();
+            user.totp_last_step = Some(step);
+            user.backup_salt = Some(backup_salt);
+            user.backup_codes = backup_digests.into_iter().map(|d| (d, false)).collect();
+            put_user(tx, &user)?;
+            delete_sessions_where(tx, &user_id, |s| s.id != keep_session)?;
+            Ok((EnableOutcome::Enabled, Changed::Yes))
+        })
+        .await
+    }
+
+    /// Turn two-factor authentication off and forget its secret and backup codes. Returns
+    /// whether it was on.
+    pub async fn disable_totp(&self, user_id: String) -> Result<bool, StoreError> {
+        self.write_if_changed(move |tx| {
+            let mut user = get_user(tx, &user_id)?;
+            if !user.two_factor_enabled {
+                return Ok((false, Changed::No));
+            }
+            user.two_factor_enabled = false;
+            user.totp_secret = None;
+            user.totp_pending = None;
+            user.totp_last_step = None;
+            user.backup_salt = None;
+            user.backup_codes.clear();
+            put_user(tx, &user)?;
+            Ok((true, Changed::Yes))
+        })
+        .await
+    }
+
+    /// The full record of a user, for checks that need the second-factor state.
+    pub async fn user_by_id(
+        &self,
+        user_id: String,
+    ) -> Result<Option<super::records::UserRecord>, StoreError> {
+        self.read(move |tx| {
+            let users = tx.open_table(super::schema::USERS)?;
+            match users.get(user_id.as_str())? {
+                Some(bytes) => Ok(Some(super::records::decode("users", bytes.value())?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+}
