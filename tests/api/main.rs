@@ -9,4 +9,5 @@ mod edge;
 mod process;
 mod sessions;
 mod tokens;
+mod two_factor;
 mod verify;
