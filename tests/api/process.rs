@@ -60,6 +60,16 @@ fn check_config_accepts_the_example_and_refuses_bad_files_listing_every_problem(
     assert!(err.contains("cannot read"), "{err}");
 }
 
+/// A temp dir holding a config file with `toml`, and the arguments that serve it on a free port.
+fn configured(toml: &str) -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, toml).expect("write");
+    let cfg = cfg.to_str().expect("utf-8 path").to_string();
+    let args = ["--config", &cfg, "serve", "--listen", "127.0.0.1:0"];
+    (dir, args.iter().map(|a| a.to_string()).collect())
+}
+
 /// A server process and the address it announced.
 struct Server {
     child: Child,
@@ -218,16 +228,8 @@ fn flags_override_the_config_file_and_a_second_server_on_the_same_data_is_refuse
 
 #[test]
 fn secrets_never_reach_the_log_and_data_survives_a_restart() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "[passwords]\nscrypt_log_n = 10\n").expect("write");
-    let args = [
-        "--config",
-        cfg.to_str().expect("p"),
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-    ];
+    let (dir, args) = configured("[passwords]\nscrypt_log_n = 10\n");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let envs = [("RUST_LOG", "trace")];
     let password = "log-canary-password-7731";
     let server = start(dir.path(), &args, &envs);
@@ -297,16 +299,8 @@ fn secrets_never_reach_the_log_and_data_survives_a_restart() {
 
 #[test]
 fn every_acknowledged_write_survives_kill_9() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "[passwords]\nscrypt_log_n = 10\n").expect("write");
-    let args = [
-        "--config",
-        cfg.to_str().expect("p"),
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-    ];
+    let (dir, args) = configured("[passwords]\nscrypt_log_n = 10\n");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut server = start(dir.path(), &args, &[]);
     let mut refresh = Vec::new();
     for i in 0..10 {
@@ -383,20 +377,9 @@ fn sigint_stops_the_server_cleanly_too() {
 
 #[test]
 fn key_use_reaches_the_database_within_the_flush_interval() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        "[passwords]\nscrypt_log_n = 10\n[api_keys]\nlast_used_flush = \"1s\"\n",
-    )
-    .expect("write");
-    let args = [
-        "--config",
-        cfg.to_str().expect("p"),
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-    ];
+    let (dir, args) =
+        configured("[passwords]\nscrypt_log_n = 10\n[api_keys]\nlast_used_flush = \"1s\"\n");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut server = start(dir.path(), &args, &[]);
     let body =
         json!({"email": "flush@example.com", "password": "flush-test-password", "name": "F"});
@@ -428,16 +411,8 @@ fn key_use_reaches_the_database_within_the_flush_interval() {
 
 #[test]
 fn totp_secrets_and_backup_codes_never_reach_the_log() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "[passwords]\nscrypt_log_n = 10\n").expect("write");
-    let args = [
-        "--config",
-        cfg.to_str().expect("p"),
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-    ];
+    let (dir, args) = configured("[passwords]\nscrypt_log_n = 10\n");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = start(dir.path(), &args, &[("RUST_LOG", "trace")]);
     let body =
         json!({"email": "totplog@example.com", "password": "totp-log-password", "name": "T"});
