@@ -1,6 +1,6 @@
 //! Backup codes: ten single-use codes shown once when two-factor authentication is enabled.
 //!
-//! Each is 10 characters from an alphabet without look-alikes (no 0/O, 1/I/L): 49 bits. NIST SP
+//! Each is 10 characters from an alphabet of 27 without look-alikes: 47 bits. NIST SP
 //! 800-63B §5.1.2.2 asks that lookup secrets under 112 bits be stored salted and through a
 //! password-hashing function, so each is kept as scrypt(code, per-user salt). One salt per user
 //! means checking a presented code costs one hash, compared against all ten in constant time.
@@ -13,7 +13,8 @@ use crate::secret::Secret;
 /// Codes per user.
 pub const COUNT: usize = 10;
 const LEN: usize = 10;
-const ALPHABET: &[u8; 31] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+/// Digits and capitals without the look-alike pairs 0/O, 1/I/L, 2/Z, 5/S, 8/B, U/V.
+const ALPHABET: &[u8; 27] = b"234679ACDEFGHJKMNPQRTUWXY38";
 
 /// Ten fresh codes, formatted `XXXXX-XXXXX` for reading aloud and typing.
 pub fn generate() -> Vec<Secret> {
@@ -22,9 +23,9 @@ pub fn generate() -> Vec<Secret> {
             let mut chars = String::with_capacity(LEN);
             while chars.len() < LEN {
                 for b in random::bytes::<16>() {
-                    // Rejection sampling keeps every character equally likely: 248 = 8 * 31.
-                    if b < 248 && chars.len() < LEN {
-                        chars.push(ALPHABET[usize::from(b % 31)] as char);
+                    // Rejection sampling keeps every character equally likely: 243 = 9 * 27.
+                    if b < 243 && chars.len() < LEN {
+                        chars.push(ALPHABET[usize::from(b % 27)] as char);
                     }
                 }
             }
@@ -75,7 +76,10 @@ mod tests {
             let s = c.expose();
             assert_eq!(s.len(), 11);
             assert_eq!(&s[5..6], "-");
-            assert!(!s.contains(['0', 'O', '1', 'I', 'L']), "{s}");
+            assert!(
+                !s.contains(['0', 'O', '1', 'I', 'L', 'Z', 'S', 'B', 'V', '5']),
+                "{s}"
+            );
             assert!(normalize(s).is_some());
         }
         let distinct: std::collections::HashSet<_> =
@@ -85,14 +89,15 @@ mod tests {
 
     #[test]
     fn typed_codes_are_normalised() {
-        assert_eq!(normalize("abcde-fghjk").as_deref(), Some("ABCDEFGHJK"));
-        assert_eq!(normalize("ABCDE FGHJK").as_deref(), Some("ABCDEFGHJK"));
+        assert_eq!(normalize("acdef-ghjkm").as_deref(), Some("ACDEFGHJKM"));
+        assert_eq!(normalize("ACDEF GHJKM").as_deref(), Some("ACDEFGHJKM"));
         for bad in [
             "123456",
-            "ABCDE-FGHJ",
-            "ABCDE-FGHJKM",
-            "ABCDE-FGH0K",
-            "ABCDÉ-FGHJK",
+            "ACDEF-GHJK",
+            "ACDEF-GHJKMN",
+            "ACDEF-GH0KM",
+            "ACDEF-GHJKB",
+            "ACDÉF-GHJKM",
         ] {
             assert_eq!(normalize(bad), None, "{bad}");
         }
@@ -101,8 +106,8 @@ mod tests {
     #[test]
     fn digests_are_salted_and_found_once() {
         let params = Params::new(10, 8, 1, 32).expect("params");
-        let a = digest("ABCDEFGHJK", b"salt-one", &params);
-        assert_ne!(a, digest("ABCDEFGHJK", b"salt-two", &params));
+        let a = digest("ACDEFGHJKM", b"salt-one", &params);
+        assert_ne!(a, digest("ACDEFGHJKM", b"salt-two", &params));
         let stored = vec![([0u8; 32], false), (a, false)];
         assert_eq!(find(&stored, &a), Some(1));
         assert_eq!(find(&[(a, true)], &a), None, "used codes are not found");

@@ -267,8 +267,8 @@ pub struct TotpSetupRequest {
     pub password: Option<Password>,
 }
 
-/// `POST /v1/auth/2fa/setup` → 200.
-#[derive(Debug, Serialize)]
+/// `POST /v1/auth/2fa/setup` → 200. `Debug` hides it: every field carries the secret.
+#[derive(Serialize)]
 pub struct TotpSetupResponse<'a> {
     /// Base32 secret.
     pub secret: &'a str,
@@ -286,8 +286,8 @@ pub struct TotpVerifyRequest {
     pub code: Option<Secret>,
 }
 
-/// `POST /v1/auth/2fa/verify` → 200.
-#[derive(Debug, Serialize)]
+/// `POST /v1/auth/2fa/verify` → 200. `Debug` hides the backup codes.
+#[derive(Serialize)]
 pub struct TotpEnabledResponse<'a> {
     /// "2fa_enabled".
     pub message_code: &'static str,
@@ -303,6 +303,18 @@ pub struct TotpDisableRequest {
     pub password: Option<Password>,
     /// A TOTP or backup code.
     pub code: Option<Secret>,
+}
+
+impl std::fmt::Debug for TotpSetupResponse<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpSetupResponse(<hidden>)")
+    }
+}
+
+impl std::fmt::Debug for TotpEnabledResponse<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpEnabledResponse(<hidden>)")
+    }
 }
 
 /// `{message_code}` for successes that return nothing else.

@@ -97,6 +97,10 @@ pub async fn login(
             record.as_ref().map(|r| r.password_hash.clone()),
         )
         .await?;
+    // A locked account answers 429 whatever the password, so the lock reveals nothing.
+    if let Some(r) = &record {
+        state.code_throttle.check(&r.id, state.now())?;
+    }
     let Some(record) = record.filter(|_| verified.ok) else {
         tracing::info!("login failed: invalid credentials");
         return Err(Error::InvalidCredentials);
@@ -106,6 +110,7 @@ pub async fn login(
     } else {
         None
     };
+    let spent_code = second_factor.is_some();
     let rehash = if verified.needs_rehash {
         Some(state.hasher.hash(password).await?)
     } else {
@@ -119,12 +124,10 @@ pub async fn login(
         .await?
     {
         LoginOutcome::Started => {}
-        LoginOutcome::SecondFactorSpent => {
-            state.code_throttle.fail(&record.id, state.now());
-            return Err(Error::InvalidTotpCode);
-        }
+        LoginOutcome::SecondFactorSpent => return Err(Error::InvalidTotpCode),
+        LoginOutcome::TotpRequired => return Err(Error::TotpRequired),
     }
-    if second_factor.is_some() {
+    if spent_code {
         state.code_throttle.succeed(&record.id);
     }
     tracing::info!(user_id = %record.id, "login succeeded");
@@ -143,15 +146,13 @@ async fn second_factor(
     record: &UserRecord,
     code: Option<Secret>,
 ) -> Result<SecondFactorUse, Error> {
-    let now = state.now();
-    state.code_throttle.check(&record.id, now)?;
     let Some(code) = code.filter(|c| !c.expose().is_empty()) else {
         return Err(Error::TotpRequired);
     };
+    state.code_throttle.begin(&record.id, state.now())?;
     match two_factor::check_code(state, record, code.expose()).await? {
         Some(used) => Ok(used),
         None => {
-            state.code_throttle.fail(&record.id, now);
             tracing::info!(user_id = %record.id, "login failed: wrong second-factor code");
             Err(Error::InvalidTotpCode)
         }

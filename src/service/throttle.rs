@@ -1,7 +1,9 @@
-//! Guessing second-factor codes is throttled per account: after a few consecutive wrong codes
-//! (login, verify or disable) the account answers 429 with `Retry-After` for a growing time,
-//! whatever code is sent. A right code resets the run. A 6-digit code has a million values; at
-//! five tries per lock, doubling from 30 s to 15 min, an attacker gets a few hundred a day.
+//! Guessing second-factor codes is throttled per account. Every attempt is counted when it
+//! starts, under one lock, so parallel guesses cannot slip past the limit while earlier ones are
+//! still being checked; a right code resets the run. From the fifth attempt in a run the account
+//! locks for 30 s, doubling with each further attempt up to 15 minutes, and a locked account
+//! answers 429 with `Retry-After` to every login, whatever password or code it carries. A
+//! 6-digit code has a million values; this allows a few hundred guesses a day.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,18 +12,18 @@ use std::time::Duration;
 use crate::clock::UnixTime;
 use crate::error::Error;
 
-/// Wrong codes allowed in a row before the account locks.
-pub const FREE_FAILURES: u32 = 5;
+/// Attempts allowed in a run before the account locks.
+pub const FREE_ATTEMPTS: u32 = 5;
 const FIRST_LOCK_SECS: i64 = 30;
 const MAX_LOCK_SECS: i64 = 900;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Run {
-    failures: u32,
+    attempts: u32,
     locked_until: UnixTime,
 }
 
-/// Consecutive second-factor failures per user, in memory.
+/// Runs of unsuccessful second-factor attempts per user, in memory.
 #[derive(Debug, Default)]
 pub struct CodeThrottle {
     runs: Mutex<HashMap<String, Run>>,
@@ -35,26 +37,23 @@ impl CodeThrottle {
     /// 429 while the user is locked.
     pub fn check(&self, user_id: &str, now: UnixTime) -> Result<(), Error> {
         match self.runs().get(user_id) {
-            Some(run) if run.locked_until > now => Err(Error::RateLimited {
-                retry_after: Duration::from_secs(
-                    u64::try_from(run.locked_until - now).unwrap_or(1),
-                ),
-            }),
-            _ => Ok(()),
+            Some(run) => locked(run, now),
+            None => Ok(()),
         }
     }
 
-    /// Count a wrong code; from the `FREE_FAILURES`th on, lock for a doubling time.
-    pub fn fail(&self, user_id: &str, now: UnixTime) {
+    /// Start an attempt: 429 while locked; otherwise it is counted now, as if it will fail,
+    /// and `succeed` takes it back.
+    pub fn begin(&self, user_id: &str, now: UnixTime) -> Result<(), Error> {
         let mut runs = self.runs();
         let run = runs.entry(user_id.to_string()).or_default();
-        run.failures = run.failures.saturating_add(1);
-        if run.failures >= FREE_FAILURES {
-            let doublings = (run.failures - FREE_FAILURES).min(10);
-            let secs = (FIRST_LOCK_SECS << doublings).min(MAX_LOCK_SECS);
-            run.locked_until = now + secs;
+        locked(run, now)?;
+        run.attempts = run.attempts.saturating_add(1);
+        if run.attempts >= FREE_ATTEMPTS {
+            let doublings = (run.attempts - FREE_ATTEMPTS).min(10);
+            run.locked_until = now + (FIRST_LOCK_SECS << doublings).min(MAX_LOCK_SECS);
         }
-        tracing::info!(user_id, failures = run.failures, "wrong second-factor code");
+        Ok(())
     }
 
     /// A right code ends the run.
@@ -63,39 +62,58 @@ impl CodeThrottle {
     }
 }
 
+fn locked(run: &Run, now: UnixTime) -> Result<(), Error> {
+    if run.locked_until > now {
+        let secs = u64::try_from(run.locked_until - now).unwrap_or(1);
+        return Err(Error::RateLimited {
+            retry_after: Duration::from_secs(secs),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn locks_after_a_run_of_failures_with_growing_delays() {
-        let t = CodeThrottle::default();
-        for _ in 0..FREE_FAILURES - 1 {
-            t.fail("u", 100);
-            assert!(t.check("u", 100).is_ok());
+    fn retry(r: Result<(), Error>) -> Option<u64> {
+        match r {
+            Err(Error::RateLimited { retry_after }) => Some(retry_after.as_secs()),
+            _ => None,
         }
-        t.fail("u", 100);
-        assert!(
-            matches!(t.check("u", 100), Err(Error::RateLimited { retry_after }) if retry_after.as_secs() == 30)
-        );
-        assert!(t.check("u", 130).is_ok(), "the lock ends");
-        t.fail("u", 130);
-        assert!(
-            matches!(t.check("u", 130), Err(Error::RateLimited { retry_after }) if retry_after.as_secs() == 60)
+    }
+
+    #[test]
+    fn attempts_count_when_they_start_and_lock_with_growing_delays() {
+        let t = CodeThrottle::default();
+        for _ in 0..FREE_ATTEMPTS {
+            assert!(t.begin("u", 100).is_ok());
+        }
+        assert_eq!(retry(t.begin("u", 100)), Some(30), "locked after the fifth");
+        assert_eq!(retry(t.check("u", 100)), Some(30));
+        assert!(t.begin("u", 130).is_ok(), "the lock ends");
+        assert_eq!(
+            retry(t.check("u", 130)),
+            Some(60),
+            "and the next one doubles"
         );
         assert!(t.check("other", 130).is_ok(), "per account");
         t.succeed("u");
-        assert!(t.check("u", 131).is_ok());
+        assert!(t.begin("u", 131).is_ok());
     }
 
     #[test]
     fn the_lock_is_capped() {
         let t = CodeThrottle::default();
-        for _ in 0..40 {
-            t.fail("u", 0);
+        let mut now = 0;
+        for _ in 0..20 {
+            assert!(
+                t.begin("u", now).is_ok(),
+                "allowed once the lock has passed"
+            );
+            now += i64::try_from(retry(t.check("u", now)).unwrap_or(0)).expect("small");
         }
-        assert!(
-            matches!(t.check("u", 0), Err(Error::RateLimited { retry_after }) if retry_after.as_secs() == 900)
-        );
+        t.begin("u", now).expect("allowed");
+        assert_eq!(retry(t.check("u", now)), Some(900));
     }
 }

@@ -9,14 +9,13 @@ use crate::error::Error;
 use crate::secret::{Secret, SecretBytes};
 use crate::state::AppState;
 use crate::store::records::UserRecord;
-use crate::store::{EnableOutcome, SecondFactorUse, SetupOutcome};
+use crate::store::{DisableOutcome, EnableOutcome, SecondFactorUse, SetupOutcome};
 
 /// How recent a session's password proof must be to enrol an authenticator without sending
 /// the password again.
 pub const REAUTH_WINDOW_SECS: i64 = 15 * 60;
 
-/// What setup hands the user: the only time the secret is shown.
-#[derive(Debug)]
+/// What setup hands the user: the only time the secret is shown. `Debug` shows none of it.
 pub struct Enrolment {
     /// Base32 secret.
     pub secret: Secret,
@@ -24,6 +23,12 @@ pub struct Enrolment {
     pub qr_code_url: Secret,
     /// The URL as an inline SVG QR code.
     pub qr_code_svg: String,
+}
+
+impl std::fmt::Debug for Enrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Enrolment(<hidden>)")
+    }
 }
 
 fn session_of(who: &Principal) -> Result<(&str, UnixTime), Error> {
@@ -91,7 +96,6 @@ pub async fn setup(
 pub async fn verify(state: &AppState, who: &Principal, code: Secret) -> Result<Vec<Secret>, Error> {
     let (session_id, _) = session_of(who)?;
     let now = state.now();
-    state.code_throttle.check(&who.user.id, now)?;
     let user = record(state, who).await?;
     if user.two_factor_enabled {
         return Err(Error::TwoFactorAlreadyEnabled);
@@ -99,11 +103,10 @@ pub async fn verify(state: &AppState, who: &Principal, code: Secret) -> Result<V
     let Some(pending) = user.totp_pending else {
         return Err(Error::TwoFactorNotSetUp);
     };
+    state.code_throttle.begin(&user.id, now)?;
     let Some(step) = totp::matching_step(pending.expose(), code.expose(), now, None) else {
-        state.code_throttle.fail(&user.id, now);
         return Err(Error::WrongTotpCode);
     };
-    state.code_throttle.succeed(&user.id);
     let codes = backup_codes::generate();
     let canonical = codes
         .iter()
@@ -124,6 +127,7 @@ pub async fn verify(state: &AppState, who: &Principal, code: Secret) -> Result<V
         .await?;
     match outcome {
         EnableOutcome::Enabled => {
+            state.code_throttle.succeed(&user.id);
             tracing::info!(user_id = %user.id, "two-factor authentication enabled");
             Ok(codes)
         }
@@ -142,29 +146,29 @@ pub async fn disable(
 ) -> Result<(), Error> {
     session_of(who)?;
     let now = state.now();
-    state.code_throttle.check(&who.user.id, now)?;
     let user = record(state, who).await?;
     if !user.two_factor_enabled {
         return Err(Error::TwoFactorNotEnabled);
     }
+    state.code_throttle.begin(&user.id, now)?;
     let verified = state
         .hasher
         .verify(password, Some(user.password_hash.clone()))
         .await?;
     if !verified.ok {
-        state.code_throttle.fail(&user.id, now);
         return Err(Error::InvalidPassword);
     }
-    if check_code(state, &user, code.expose()).await?.is_none() {
-        state.code_throttle.fail(&user.id, now);
+    let Some(used) = check_code(state, &user, code.expose()).await? else {
         return Err(Error::WrongTotpCode);
-    }
-    state.code_throttle.succeed(&user.id);
-    if state.store.disable_totp(user.id.clone()).await? {
-        tracing::info!(user_id = %user.id, "two-factor authentication disabled");
-        Ok(())
-    } else {
-        Err(Error::TwoFactorNotEnabled)
+    };
+    match state.store.disable_totp(user.id.clone(), used).await? {
+        DisableOutcome::Disabled => {
+            state.code_throttle.succeed(&user.id);
+            tracing::info!(user_id = %user.id, "two-factor authentication disabled");
+            Ok(())
+        }
+        DisableOutcome::NotEnabled => Err(Error::TwoFactorNotEnabled),
+        DisableOutcome::CodeSpent => Err(Error::WrongTotpCode),
     }
 }
 
@@ -178,15 +182,19 @@ pub(crate) async fn check_code(
     let now = state.now();
     if let Some(secret) = &user.totp_secret {
         if let Some(step) = totp::matching_step(secret.expose(), code, now, user.totp_last_step) {
-            return Ok(Some(SecondFactorUse::TotpStep(step)));
+            return Ok(Some(SecondFactorUse::TotpStep {
+                step,
+                secret: secret.clone(),
+            }));
         }
     }
     let (Some(canonical), Some(salt)) = (backup_codes::normalize(code), user.backup_salt) else {
         return Ok(None);
     };
-    let digest = state.hasher.backup_digests(vec![canonical], salt).await?;
-    Ok(digest
-        .first()
-        .and_then(|d| backup_codes::find(&user.backup_codes, d))
-        .map(SecondFactorUse::BackupCode))
+    let digests = state.hasher.backup_digests(vec![canonical], salt).await?;
+    Ok(digests
+        .into_iter()
+        .next()
+        .filter(|d| backup_codes::find(&user.backup_codes, d).is_some())
+        .map(|digest| SecondFactorUse::BackupCode { digest }))
 }

@@ -22,7 +22,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 
 pub use api_keys::KeyCreateOutcome;
 pub use sessions::{NewSession, Rotation};
-pub use two_factor::{EnableOutcome, SetupOutcome};
+pub use two_factor::{DisableOutcome, EnableOutcome, SetupOutcome};
 pub use users::{CreateOutcome, LoginOutcome, NewUser, SecondFactorUse};
 
 /// Why the store failed. A missing row is never an error (`Ok(None)`), and a failure is never a

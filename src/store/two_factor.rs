@@ -4,7 +4,7 @@
 use crate::secret::SecretBytes;
 
 use super::sessions::delete_sessions_where;
-use super::users::{get_user, put_user};
+use super::users::{get_user, put_user, spend, SecondFactorUse};
 use super::{Changed, Store, StoreError};
 
 /// Result of storing a pending secret.
@@ -14,6 +14,17 @@ pub enum SetupOutcome {
     Pending,
     /// Two-factor authentication is already on; nothing changed.
     AlreadyEnabled,
+}
+
+/// Result of disabling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisableOutcome {
+    /// Off; secret and backup codes forgotten.
+    Disabled,
+    /// It was not on.
+    NotEnabled,
+    /// The code was used by another request first; nothing changed.
+    CodeSpent,
 }
 
 /// Result of enabling.
@@ -78,13 +89,20 @@ impl Store {
         .await
     }
 
-    /// Turn two-factor authentication off and forget its secret and backup codes. Returns
-    /// whether it was on.
-    pub async fn disable_totp(&self, user_id: String) -> Result<bool, StoreError> {
+    /// Turn two-factor authentication off and forget its secret and backup codes, spending the
+    /// code that confirmed it in the same transaction.
+    pub async fn disable_totp(
+        &self,
+        user_id: String,
+        used: SecondFactorUse,
+    ) -> Result<DisableOutcome, StoreError> {
         self.write_if_changed(move |tx| {
             let mut user = get_user(tx, &user_id)?;
             if !user.two_factor_enabled {
-                return Ok((false, Changed::No));
+                return Ok((DisableOutcome::NotEnabled, Changed::No));
+            }
+            if !spend(&mut user, &used) {
+                return Ok((DisableOutcome::CodeSpent, Changed::No));
             }
             user.two_factor_enabled = false;
             user.totp_secret = None;
@@ -93,7 +111,7 @@ impl Store {
             user.backup_salt = None;
             user.backup_codes.clear();
             put_user(tx, &user)?;
-            Ok((true, Changed::Yes))
+            Ok((DisableOutcome::Disabled, Changed::Yes))
         })
         .await
     }

@@ -3,7 +3,7 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::clock::UnixTime;
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretBytes};
 
 use super::records::{decode, encode, UserRecord, RECORD_VERSION};
 use super::schema::{USERS, USERS_BY_EMAIL};
@@ -120,18 +120,15 @@ impl Store {
     ) -> Result<LoginOutcome, StoreError> {
         self.write_if_changed(move |tx| {
             let mut user = get_user(tx, &session.user_id)?;
-            match second_factor {
-                Some(SecondFactorUse::TotpStep(step)) => {
-                    if user.totp_last_step.is_some_and(|last| step <= last) {
-                        return Ok((LoginOutcome::SecondFactorSpent, Changed::No));
-                    }
-                    user.totp_last_step = Some(step);
+            match &second_factor {
+                // 2FA went on after this login read the account: it must not slip through.
+                None if user.two_factor_enabled => {
+                    return Ok((LoginOutcome::TotpRequired, Changed::No));
                 }
-                Some(SecondFactorUse::BackupCode(i)) => match user.backup_codes.get_mut(i) {
-                    Some((_, used)) if !*used => *used = true,
-                    _ => return Ok((LoginOutcome::SecondFactorSpent, Changed::No)),
-                },
-                None => {}
+                Some(used) if !spend(&mut user, used) => {
+                    return Ok((LoginOutcome::SecondFactorSpent, Changed::No));
+                }
+                _ => {}
             }
             if let Some(hash) = rehash {
                 user.password_hash = hash;
@@ -144,13 +141,50 @@ impl Store {
     }
 }
 
-/// What a login spent of the second factor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a login or 2FA disable spends of the second factor, as checked outside the transaction;
+/// the transaction re-checks it against the record, so two requests with one code cannot both
+/// win, and a code checked against a secret or code set since replaced is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecondFactorUse {
-    /// This TOTP step.
-    TotpStep(i64),
-    /// The backup code at this index.
-    BackupCode(usize),
+    /// This TOTP step of this secret.
+    TotpStep {
+        /// The step.
+        step: i64,
+        /// The secret the code was checked against.
+        secret: SecretBytes,
+    },
+    /// The unused backup code with this digest.
+    BackupCode {
+        /// scrypt digest of the code.
+        digest: [u8; 32],
+    },
+}
+
+/// Mark `used` as spent on `user`; false if it no longer can be (replayed, used, or replaced).
+pub(super) fn spend(user: &mut UserRecord, used: &SecondFactorUse) -> bool {
+    match used {
+        SecondFactorUse::TotpStep { step, secret } => {
+            let same_secret = user.totp_secret.as_ref() == Some(secret);
+            let fresh = user.totp_last_step.is_none_or(|last| *step > last);
+            if same_secret && fresh {
+                user.totp_last_step = Some(*step);
+            }
+            same_secret && fresh
+        }
+        SecondFactorUse::BackupCode { digest } => {
+            let unused = user
+                .backup_codes
+                .iter_mut()
+                .find(|(d, used)| d == digest && !*used);
+            match unused {
+                Some((_, used)) => {
+                    *used = true;
+                    true
+                }
+                None => false,
+            }
+        }
+    }
 }
 
 /// Result of opening a session at login.
@@ -160,6 +194,8 @@ pub enum LoginOutcome {
     Started,
     /// Another request used the same TOTP step or backup code first; nothing was written.
     SecondFactorSpent,
+    /// Two-factor authentication was turned on meanwhile and no code was given.
+    TotpRequired,
 }
 
 /// The user with this id; a dangling reference to a missing user is damage.

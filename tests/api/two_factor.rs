@@ -3,6 +3,8 @@
 
 use serde_json::{json, Value};
 
+use std::sync::Arc;
+
 use crate::helpers::{hotp, keys, tokens, totp_at, ClockExt, TestApp, Tokens, PASSWORD};
 
 #[test]
@@ -545,8 +547,8 @@ async fn guessing_codes_is_throttled_well_before_30_tries() {
     let r = login_with(&app, email, "wrong password here", Some(&right)).await;
     assert_eq!(
         r.code(),
-        "invalid_credentials",
-        "the password is still checked first"
+        "rate_limited",
+        "while locked the answer is the same whatever the password, so it reveals nothing"
     );
     app.clock.advance(16 * 60);
     let r = login_with(
@@ -645,4 +647,145 @@ async fn secrets_and_backup_codes_are_not_kept_in_the_clear() {
         !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
         "no base32 form at rest"
     );
+}
+
+#[tokio::test]
+async fn wrong_codes_on_verify_are_throttled() {
+    let app = TestApp::spawn().await;
+    let t = app.register("verifyguess@example.com").await;
+    let secret = setup(&app, &t.token).await["secret"]
+        .as_str()
+        .expect("s")
+        .to_string();
+    let now = app.clock.now_for_tests();
+    let right = totp_at(&secret, now);
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let guess = format!("{:06}", (i * 15_485_863 + 11) % 1_000_000);
+        if guess != right {
+            let r = app
+                .post_as(
+                    "/v1/auth/2fa/verify",
+                    Some(&t.token),
+                    json!({ "code": guess }),
+                )
+                .await;
+            statuses.push(r.status);
+        }
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let r = app
+        .post_as(
+            "/v1/auth/2fa/verify",
+            Some(&t.token),
+            json!({ "code": right }),
+        )
+        .await;
+    assert_eq!(r.status, 429, "locked for the right code too");
+}
+
+#[tokio::test]
+async fn the_code_that_enabled_2fa_cannot_log_in() {
+    let app = TestApp::spawn().await;
+    let t = app.register("enablecode@example.com").await;
+    let secret = setup(&app, &t.token).await["secret"]
+        .as_str()
+        .expect("s")
+        .to_string();
+    let code = totp_at(&secret, app.clock.now_for_tests());
+    let r = app
+        .post_as(
+            "/v1/auth/2fa/verify",
+            Some(&t.token),
+            json!({ "code": code }),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = login_with(&app, "enablecode@example.com", PASSWORD, Some(&code)).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "invalid_totp_code".to_string()),
+        "its step is spent"
+    );
+}
+
+#[tokio::test]
+async fn codes_two_steps_away_are_refused() {
+    let app = TestApp::spawn().await;
+    let email = "window@example.com";
+    let (_, secret, _) = enabled_user(&app, email).await;
+    // Two steps past the one used to enable, so the step before now is still unused.
+    app.clock.advance(30);
+    let now = app.clock.now_for_tests();
+    for t in [now - 60, now + 60] {
+        let r = login_with(&app, email, PASSWORD, Some(&totp_at(&secret, t))).await;
+        assert_eq!((r.status, r.code()), (401, "invalid_totp_code".to_string()));
+    }
+    let r = login_with(&app, email, PASSWORD, Some(&totp_at(&secret, now - 30))).await;
+    assert_eq!(r.status, 200, "one step back is within the window");
+}
+
+#[tokio::test]
+async fn of_concurrent_logins_with_one_code_exactly_one_wins() {
+    let app = Arc::new(TestApp::spawn().await);
+    let (_, secret, _) = enabled_user(&app, "race-totp@example.com").await;
+    let (_, _, backup) = enabled_user(&app, "race-backup@example.com").await;
+    let totp = totp_at(&secret, app.clock.now_for_tests());
+    for (email, code) in [
+        ("race-totp@example.com", totp),
+        ("race-backup@example.com", backup[0].clone()),
+    ] {
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (app, code) = (app.clone(), code.clone());
+            tasks.push(tokio::spawn(async move {
+                login_with(&app, email, PASSWORD, Some(&code)).await.status
+            }));
+        }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.expect("task"));
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "{email}: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 401),
+            "{statuses:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_svg_encodes_the_otpauth_url() {
+    let app = TestApp::spawn().await;
+    let t = app.register("svg@example.com").await;
+    let v = setup(&app, &t.token).await;
+    let url = v["qr_code_url"].as_str().expect("url");
+    let expected = qrcode::QrCode::new(url.as_bytes())
+        .expect("encodable")
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(200, 200)
+        .build();
+    assert_eq!(v["qr_code_svg"].as_str(), Some(expected.as_str()));
+}
+
+#[tokio::test]
+async fn a_code_used_at_login_cannot_disable() {
+    let app = TestApp::spawn().await;
+    let email = "usedcode@example.com";
+    let (_, secret, _) = enabled_user(&app, email).await;
+    let code = totp_at(&secret, app.clock.now_for_tests());
+    let t = tokens(&login_with(&app, email, PASSWORD, Some(&code)).await);
+    let r = app
+        .post_as(
+            "/v1/auth/2fa/disable",
+            Some(&t.token),
+            json!({"password": PASSWORD, "code": code}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (422, "invalid_totp_code".to_string()));
+    assert_eq!(app.me(&t.token).await.json()["two_factor_enabled"], true);
 }
