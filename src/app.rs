@@ -83,11 +83,6 @@ impl App {
             .map_err(|_| StartupError::Other("runtime shutting down".into()))??;
         let keys = Keyring::new(store.signing_keys_or_create(clock.now()).await?)
             .ok_or_else(|| StartupError::Other("no signing key".into()))?;
-        if !config.rate_limits.trusted_proxies.is_empty() || !config.cors.allowed_origins.is_empty()
-        {
-            // Accepted so config files stay valid across upgrades, but not acted on yet.
-            tracing::warn!("rate_limits.trusted_proxies and cors.allowed_origins are not enforced by this version");
-        }
         let p = &config.passwords;
         let hasher = PasswordHasher::new(
             p.scrypt_log_n,
@@ -97,6 +92,7 @@ impl App {
             p.queue_timeout,
         )
         .await?;
+        let limits = crate::service::rate_limit::RateLimiter::new(&config.rate_limits);
         let state = AppState {
             config,
             store,
@@ -106,7 +102,8 @@ impl App {
             refresh: tokio::sync::Mutex::new(GraceCache::default()),
             draining: Default::default(),
             key_usage: Default::default(),
-            code_throttle: Default::default(),
+            limits,
+            account_lock: Default::default(),
         };
         Ok(App {
             state: Arc::new(state),

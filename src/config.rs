@@ -107,6 +107,37 @@ pub struct RateLimitsConfig {
     pub enabled: bool,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Login attempts per client address.
+    pub login: Vec<Rate>,
+    /// Registrations per client address.
+    pub register: Vec<Rate>,
+    /// Refreshes per client address.
+    pub refresh: Vec<Rate>,
+    /// Failed credentials of any kind (password, code, bearer token, API key) per client address.
+    pub failures: Vec<Rate>,
+}
+
+/// At most `count` events per `per`, refilled continuously (a token bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Bucket size: events allowed in a burst.
+    pub count: u32,
+    /// The window the count refills over.
+    pub per: Duration,
+}
+
+impl Rate {
+    /// Parse `"10/1m"`: a positive count, a slash, a positive duration.
+    pub fn parse(s: &str) -> Result<Rate, String> {
+        let err = || format!("{s:?} must look like \"10/1m\": a count, a slash and a duration");
+        let (n, d) = s.split_once('/').ok_or_else(err)?;
+        let count: u32 = n.parse().map_err(|_| err())?;
+        let per = parse_duration(d).map_err(|_| err())?;
+        if count == 0 || count > 1_000_000 || per.is_zero() {
+            return Err(err());
+        }
+        Ok(Rate { count, per })
+    }
 }
 
 /// `[cors]`.
@@ -133,6 +164,8 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Longest a request may take once its head has arrived; beyond it 503.
+    pub request_timeout: Duration,
 }
 
 /// Everything wrong with a config file, one line per problem, each naming its key.
@@ -273,6 +306,10 @@ impl Config {
                     }
                 })
                 .collect(),
+            login: s.rates("login", &["10/1m", "100/1h"]),
+            register: s.rates("register", &["5/1m", "30/1h"]),
+            refresh: s.rates("refresh", &["30/1m", "600/1h"]),
+            failures: s.rates("failures", &["20/1m", "100/1h"]),
         };
         s.finish();
         let mut s = root.section("cors");
@@ -290,6 +327,7 @@ impl Config {
             idle_timeout: s.positive_duration("idle_timeout", "60s"),
             max_connections: s.int("max_connections", 1024, 1, 1_000_000),
             shutdown_grace: s.positive_duration("shutdown_grace", "10s"),
+            request_timeout: s.positive_duration("request_timeout", "30s"),
         };
         s.finish();
         root.finish();
@@ -454,6 +492,17 @@ impl<'p> Section<'p> {
         }
     }
 
+    fn rates(&mut self, k: &str, default: &[&str]) -> Vec<Rate> {
+        let mut out = Vec::new();
+        for v in self.strings(k, default) {
+            match Rate::parse(&v) {
+                Ok(r) => out.push(r),
+                Err(msg) => self.problem(k, &msg),
+            }
+        }
+        out
+    }
+
     fn bool(&mut self, k: &str, default: bool) -> bool {
         match self.table.remove(k) {
             None => default,
@@ -604,6 +653,23 @@ mod tests {
         assert!(all.contains("\"\" is not a scope"), "{all}");
         assert!(all.contains("api_keys.max_expires_in"), "{all}");
         assert!(!all.contains("ok:read"), "{all}");
+    }
+
+    #[test]
+    fn rates_are_count_slash_duration() {
+        assert_eq!(
+            Rate::parse("10/1m"),
+            Ok(Rate {
+                count: 10,
+                per: Duration::from_secs(60)
+            })
+        );
+        for bad in ["10", "0/1m", "10/0s", "-1/1m", "10/1x", "ten/1m", "10/1m/2"] {
+            assert!(Rate::parse(bad).is_err(), "{bad}");
+        }
+        let err =
+            Config::from_toml("[rate_limits]\nlogin = [\"5/1m\", \"oops\"]\n").expect_err("bad");
+        assert!(err.problems[0].starts_with("rate_limits.login:"), "{err}");
     }
 
     #[test]

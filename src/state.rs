@@ -35,8 +35,10 @@ pub struct AppState {
     /// this map; a background task writes it in one transaction every few seconds and at
     /// shutdown, so key use never costs a write transaction.
     pub key_usage: std::sync::Mutex<HashMap<[u8; 32], UnixTime>>,
-    /// Runs of wrong second-factor codes per account.
-    pub code_throttle: crate::service::throttle::CodeThrottle,
+    /// Per-address token buckets.
+    pub limits: crate::service::rate_limit::RateLimiter,
+    /// Runs of unsuccessful authentication attempts per account.
+    pub account_lock: crate::service::lockout::AccountLock,
 }
 
 /// Successor pairs handed out recently, by the SHA-256 of the token they replaced; lives for

@@ -9,7 +9,7 @@ mod handlers;
 pub mod response;
 pub mod router;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +21,7 @@ use crate::crypto::random;
 use crate::domain::models::{ClientInfo, Principal};
 use crate::error::Error;
 use crate::service;
+use crate::service::rate_limit::Bucket;
 use crate::state::AppState;
 
 use response::Body;
@@ -46,10 +47,15 @@ pub async fn serve_request(
     let method = req.method().clone();
     let route = Route::parse(req.method(), req.uri().path());
     let route_name = route.as_ref().map_or("unmatched", Route::name);
+    let client = client_info(&req, peer, &state.config.rate_limits.trusted_proxies);
+    let ip = client.ip;
     let result = match route {
-        Ok(route) => dispatch(&state, route, req, peer).await,
+        Ok(route) => guarded(&state, route, req, client).await,
         Err(e) => Err(e),
     };
+    if result.as_ref().is_err_and(Error::is_credential_failure) {
+        state.limits.record(Bucket::Failures, ip, state.now());
+    }
     let mut resp = match result {
         Ok(resp) => resp,
         Err(e) => {
@@ -71,11 +77,37 @@ pub async fn serve_request(
     resp
 }
 
+/// Dispatch under the failure limit of the client's address and the per-request deadline.
+async fn guarded(
+    state: &Arc<AppState>,
+    route: Route,
+    req: Request<Incoming>,
+    client: ClientInfo,
+) -> Result<Response<Body>, Error> {
+    if route.checks_credentials() {
+        state
+            .limits
+            .check(Bucket::Failures, client.ip, state.now())?;
+    }
+    let deadline = state.config.limits.request_timeout;
+    tokio::time::timeout(deadline, dispatch(state, route, req, client))
+        .await
+        .unwrap_or_else(|_| {
+            tracing::warn!(
+                deadline_secs = deadline.as_secs(),
+                "request deadline passed"
+            );
+            Err(Error::Overloaded {
+                retry_after: std::time::Duration::from_secs(1),
+            })
+        })
+}
+
 async fn dispatch(
     state: &Arc<AppState>,
     route: Route,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    client: ClientInfo,
 ) -> Result<Response<Body>, Error> {
     let principal = match route.access() {
         Access::Public => None,
@@ -91,14 +123,11 @@ async fn dispatch(
             Some(who)
         }
     };
-    let ctx = Ctx {
-        principal,
-        client: client_info(&req, peer),
-    };
+    let ctx = Ctx { principal, client };
     match route {
         Route::Register => handlers::accounts::register(state, req, ctx).await,
         Route::Login => handlers::accounts::login(state, req, ctx).await,
-        Route::Refresh => handlers::accounts::refresh(state, req).await,
+        Route::Refresh => handlers::accounts::refresh(state, req, ctx).await,
         Route::Me => handlers::accounts::me(ctx),
         Route::Logout => handlers::sessions::logout(state, ctx).await,
         Route::ListSessions => handlers::sessions::list(state, ctx).await,
@@ -116,14 +145,79 @@ async fn dispatch(
     }
 }
 
-fn client_info(req: &Request<Incoming>, peer: SocketAddr) -> ClientInfo {
+/// Who is calling: the peer address, or, when the peer is a trusted proxy, the right-most
+/// `X-Forwarded-For` address that is not itself a trusted proxy (entries further left are
+/// written by the client and prove nothing).
+fn client_info(req: &Request<Incoming>, peer: SocketAddr, trusted: &[IpAddr]) -> ClientInfo {
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(256).collect());
     ClientInfo {
-        ip: Some(peer.ip()),
+        ip: Some(client_ip(req.headers(), peer.ip(), trusted)),
         user_agent,
+    }
+}
+
+fn client_ip(headers: &header::HeaderMap, peer: IpAddr, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => client = ip,
+            Ok(ip) => return ip,
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::{HeaderMap, HeaderValue};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.1.1.1, 203.0.113.9, 10.0.0.2"),
+        );
+        let trusted = [ip("127.0.0.1"), ip("10.0.0.2")];
+        assert_eq!(client_ip(&h, ip("127.0.0.1"), &trusted), ip("203.0.113.9"));
+        assert_eq!(
+            client_ip(&h, ip("198.51.100.1"), &trusted),
+            ip("198.51.100.1"),
+            "untrusted peer"
+        );
+        assert_eq!(
+            client_ip(&h, ip("127.0.0.1"), &[]),
+            ip("127.0.0.1"),
+            "no trusted proxies"
+        );
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("junk, 10.0.0.2"),
+        );
+        assert_eq!(client_ip(&h, ip("127.0.0.1"), &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            client_ip(&HeaderMap::new(), ip("127.0.0.1"), &trusted),
+            ip("127.0.0.1")
+        );
     }
 }

@@ -150,6 +150,15 @@ impl Route {
         }
     }
 
+    /// Whether the route checks a credential (password, code, refresh token, bearer), and so
+    /// falls under the per-address limit on failed credentials.
+    pub fn checks_credentials(&self) -> bool {
+        !matches!(
+            self,
+            Route::Register | Route::Jwks | Route::Healthz | Route::Readyz
+        )
+    }
+
     /// A fixed name for logs: never the raw path, which may carry ids or junk.
     pub fn name(&self) -> &'static str {
         match self {

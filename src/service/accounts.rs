@@ -10,6 +10,7 @@ use crate::state::AppState;
 use crate::store::records::UserRecord;
 use crate::store::{CreateOutcome, LoginOutcome, NewSession, NewUser, SecondFactorUse};
 
+use super::rate_limit::Bucket;
 use super::tokens::{access_token, new_refresh_token, TokenPair};
 use super::two_factor;
 
@@ -32,6 +33,9 @@ pub async fn register(
     reg: Registration,
     client: ClientInfo,
 ) -> Result<(TokenPair, User), Error> {
+    state
+        .limits
+        .take(Bucket::Register, client.ip, state.now())?;
     let email_key = reg.email.key();
     // Spare the hash for a known email; `create_account` still decides under its transaction.
     if state.store.email_taken(email_key.clone()).await? {
@@ -83,6 +87,7 @@ pub async fn login(
     totp_code: Option<Secret>,
     client: ClientInfo,
 ) -> Result<(TokenPair, User), Error> {
+    state.limits.take(Bucket::Login, client.ip, state.now())?;
     if !password.within_max_length() {
         return Err(Error::InvalidCredentials);
     }
@@ -90,6 +95,11 @@ pub async fn login(
         Ok(email) => state.store.user_by_email(email.key()).await?,
         Err(_) => None,
     };
+    // Every attempt on an existing account counts from its start, and a locked account answers
+    // 429 whatever the password, so the lock reveals nothing about it.
+    if let Some(r) = &record {
+        state.account_lock.begin(&r.id, state.now())?;
+    }
     let verified = state
         .hasher
         .verify(
@@ -97,20 +107,22 @@ pub async fn login(
             record.as_ref().map(|r| r.password_hash.clone()),
         )
         .await?;
-    // A locked account answers 429 whatever the password, so the lock reveals nothing.
-    if let Some(r) = &record {
-        state.code_throttle.check(&r.id, state.now())?;
-    }
     let Some(record) = record.filter(|_| verified.ok) else {
         tracing::info!("login failed: invalid credentials");
         return Err(Error::InvalidCredentials);
     };
     let second_factor = if record.two_factor_enabled {
-        Some(second_factor(state, &record, totp_code).await?)
+        match second_factor(state, &record, totp_code).await {
+            // A right password still waiting for its code is not a failure.
+            Err(Error::TotpRequired) => {
+                state.account_lock.undo(&record.id);
+                return Err(Error::TotpRequired);
+            }
+            other => Some(other?),
+        }
     } else {
         None
     };
-    let spent_code = second_factor.is_some();
     let rehash = if verified.needs_rehash {
         Some(state.hasher.hash(password).await?)
     } else {
@@ -125,11 +137,12 @@ pub async fn login(
     {
         LoginOutcome::Started => {}
         LoginOutcome::SecondFactorSpent => return Err(Error::InvalidTotpCode),
-        LoginOutcome::TotpRequired => return Err(Error::TotpRequired),
+        LoginOutcome::TotpRequired => {
+            state.account_lock.undo(&record.id);
+            return Err(Error::TotpRequired);
+        }
     }
-    if spent_code {
-        state.code_throttle.succeed(&record.id);
-    }
+    state.account_lock.succeed(&record.id);
     tracing::info!(user_id = %record.id, "login succeeded");
     let pair = TokenPair {
         access_token: access_token(state, &record.id, &session_id, auth_time),
@@ -139,8 +152,7 @@ pub async fn login(
 }
 
 /// The second step of a login with two-factor authentication on, after a right password: no
-/// code is `totp_required` (not a failure); a wrong one is `invalid_totp_code` and counts
-/// toward the account's throttle.
+/// code is `totp_required`; a wrong one is `invalid_totp_code` (the attempt stays counted).
 async fn second_factor(
     state: &AppState,
     record: &UserRecord,
@@ -149,7 +161,6 @@ async fn second_factor(
     let Some(code) = code.filter(|c| !c.expose().is_empty()) else {
         return Err(Error::TotpRequired);
     };
-    state.code_throttle.begin(&record.id, state.now())?;
     match two_factor::check_code(state, record, code.expose()).await? {
         Some(used) => Ok(used),
         None => {

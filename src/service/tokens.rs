@@ -57,7 +57,14 @@ fn well_formed(token: &str) -> bool {
 }
 
 /// Exchange a refresh token for a new pair (RFC 9700 §4.14.2 rotation).
-pub async fn refresh(state: &Arc<AppState>, presented: Secret) -> Result<TokenPair, Error> {
+pub async fn refresh(
+    state: &Arc<AppState>,
+    presented: Secret,
+    client_ip: Option<std::net::IpAddr>,
+) -> Result<TokenPair, Error> {
+    state
+        .limits
+        .take(super::rate_limit::Bucket::Refresh, client_ip, state.now())?;
     if !well_formed(presented.expose()) {
         return Err(Error::InvalidRefreshToken);
     }

@@ -103,7 +103,7 @@ pub async fn verify(state: &AppState, who: &Principal, code: Secret) -> Result<V
     let Some(pending) = user.totp_pending else {
         return Err(Error::TwoFactorNotSetUp);
     };
-    state.code_throttle.begin(&user.id, now)?;
+    state.account_lock.begin(&user.id, now)?;
     let Some(step) = totp::matching_step(pending.expose(), code.expose(), now, None) else {
         return Err(Error::WrongTotpCode);
     };
@@ -127,7 +127,7 @@ pub async fn verify(state: &AppState, who: &Principal, code: Secret) -> Result<V
         .await?;
     match outcome {
         EnableOutcome::Enabled => {
-            state.code_throttle.succeed(&user.id);
+            state.account_lock.succeed(&user.id);
             tracing::info!(user_id = %user.id, "two-factor authentication enabled");
             Ok(codes)
         }
@@ -150,7 +150,7 @@ pub async fn disable(
     if !user.two_factor_enabled {
         return Err(Error::TwoFactorNotEnabled);
     }
-    state.code_throttle.begin(&user.id, now)?;
+    state.account_lock.begin(&user.id, now)?;
     let verified = state
         .hasher
         .verify(password, Some(user.password_hash.clone()))
@@ -163,7 +163,7 @@ pub async fn disable(
     };
     match state.store.disable_totp(user.id.clone(), used).await? {
         DisableOutcome::Disabled => {
-            state.code_throttle.succeed(&user.id);
+            state.account_lock.succeed(&user.id);
             tracing::info!(user_id = %user.id, "two-factor authentication disabled");
             Ok(())
         }

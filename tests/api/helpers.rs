@@ -62,10 +62,11 @@ impl TestResponse {
     }
 }
 
-/// Merge `extra` TOML over the test defaults (temp data dir, scrypt_log_n = 10).
+/// Merge `extra` TOML over the test defaults (temp data dir, scrypt_log_n = 10, per-address
+/// rate limits off: every test client is 127.0.0.1; the rate-limit tests turn them on).
 fn config_text(dir: &TempDir, extra: &str) -> String {
     let mut base: toml::Table = toml::from_str(&format!(
-        "data_dir = {:?}\n[passwords]\nscrypt_log_n = 10\n",
+        "data_dir = {:?}\n[passwords]\nscrypt_log_n = 10\n[rate_limits]\nenabled = false\n",
         dir.path().join("data").display().to_string()
     ))
     .expect("base config");

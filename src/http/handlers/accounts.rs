@@ -101,12 +101,13 @@ pub async fn login(
 pub async fn refresh(
     state: &std::sync::Arc<AppState>,
     req: Request<Incoming>,
+    ctx: Ctx,
 ) -> Result<Response<Body>, Error> {
     let dto: RefreshRequest = body(state, req).await?;
     let presented = dto
         .refresh_token
         .ok_or(Error::field("refresh_token", "required"))?;
-    let pair = tokens::refresh(state, presented).await?;
+    let pair = tokens::refresh(state, presented, ctx.client.ip).await?;
     Ok(json(StatusCode::OK, &dto::refreshed(&pair)))
 }
 

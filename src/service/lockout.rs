@@ -1,9 +1,12 @@
-//! Guessing second-factor codes is throttled per account. Every attempt is counted when it
-//! starts, under one lock, so parallel guesses cannot slip past the limit while earlier ones are
-//! still being checked; a right code resets the run. From the fifth attempt in a run the account
-//! locks for 30 s, doubling with each further attempt up to 15 minutes, and a locked account
-//! answers 429 with `Retry-After` to every login, whatever password or code it carries. A
-//! 6-digit code has a million values; this allows a few hundred guesses a day.
+//! Per-account lockout: a run of consecutive unsuccessful authentication attempts (passwords at
+//! login, second-factor codes, the password confirming 2FA changes) that only a success resets.
+//! Every attempt is counted when it starts, under one lock, so parallel guesses cannot slip past
+//! the limit while earlier ones are still being checked. From the fifth attempt in a run the
+//! account locks for 30 s, doubling with each further attempt up to an hour; a locked account
+//! answers 429 with `Retry-After` to every login, whatever password or code it carries, so the
+//! lock reveals nothing. Once saturated that is 24 guesses a day, and the lock always ends, so
+//! the owner is never locked out for good (per-address limits keep one attacker from locking
+//! many accounts cheaply).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,7 +18,7 @@ use crate::error::Error;
 /// Attempts allowed in a run before the account locks.
 pub const FREE_ATTEMPTS: u32 = 5;
 const FIRST_LOCK_SECS: i64 = 30;
-const MAX_LOCK_SECS: i64 = 900;
+const MAX_LOCK_SECS: i64 = 3600;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Run {
@@ -23,13 +26,13 @@ struct Run {
     locked_until: UnixTime,
 }
 
-/// Runs of unsuccessful second-factor attempts per user, in memory.
+/// Runs of unsuccessful attempts per user, in memory.
 #[derive(Debug, Default)]
-pub struct CodeThrottle {
+pub struct AccountLock {
     runs: Mutex<HashMap<String, Run>>,
 }
 
-impl CodeThrottle {
+impl AccountLock {
     fn runs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Run>> {
         self.runs.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -56,9 +59,19 @@ impl CodeThrottle {
         Ok(())
     }
 
-    /// A right code ends the run.
+    /// A success ends the run.
     pub fn succeed(&self, user_id: &str) {
         self.runs().remove(user_id);
+    }
+
+    /// Take back an attempt that turned out not to be a failure (a right password with the code
+    /// still to come).
+    pub fn undo(&self, user_id: &str) {
+        if let Some(run) = self.runs().get_mut(user_id) {
+            if run.attempts < FREE_ATTEMPTS {
+                run.attempts = run.attempts.saturating_sub(1);
+            }
+        }
     }
 }
 
@@ -85,7 +98,7 @@ mod tests {
 
     #[test]
     fn attempts_count_when_they_start_and_lock_with_growing_delays() {
-        let t = CodeThrottle::default();
+        let t = AccountLock::default();
         for _ in 0..FREE_ATTEMPTS {
             assert!(t.begin("u", 100).is_ok());
         }
@@ -104,9 +117,9 @@ mod tests {
 
     #[test]
     fn the_lock_is_capped() {
-        let t = CodeThrottle::default();
+        let t = AccountLock::default();
         let mut now = 0;
-        for _ in 0..20 {
+        for _ in 0..25 {
             assert!(
                 t.begin("u", now).is_ok(),
                 "allowed once the lock has passed"
@@ -114,6 +127,6 @@ mod tests {
             now += i64::try_from(retry(t.check("u", now)).unwrap_or(0)).expect("small");
         }
         t.begin("u", now).expect("allowed");
-        assert_eq!(retry(t.check("u", now)), Some(900));
+        assert_eq!(retry(t.check("u", now)), Some(3600));
     }
 }
