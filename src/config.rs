@@ -316,6 +316,14 @@ impl Config {
         let cors = CorsConfig {
             allowed_origins: s.strings("allowed_origins", &[]),
         };
+        for origin in &cors.allowed_origins {
+            if !is_origin(origin) {
+                s.problem(
+                    "allowed_origins",
+                    &format!("{origin:?} is not an origin like \"https://app.example.com\" (no \"*\", path or trailing slash)"),
+                );
+            }
+        }
         s.finish();
         let mut s = root.section("limits");
         let limits = LimitsConfig {
@@ -373,6 +381,18 @@ impl Config {
             self.limits.max_connections,
         )
     }
+}
+
+/// `scheme://host[:port]`, exactly as browsers send `Origin`; never a wildcard.
+fn is_origin(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }
 
 /// The longest an API key may live; keeps every expiry a printable RFC 3339 date.
@@ -653,6 +673,24 @@ mod tests {
         assert!(all.contains("\"\" is not a scope"), "{all}");
         assert!(all.contains("api_keys.max_expires_in"), "{all}");
         assert!(!all.contains("ok:read"), "{all}");
+    }
+
+    #[test]
+    fn cors_origins_are_exact_origins() {
+        let ok = Config::from_toml(
+            "[cors]\nallowed_origins = [\"https://app.example.com\", \"http://localhost:3000\"]\n",
+        );
+        assert!(ok.is_ok());
+        for bad in [
+            "*",
+            "https://*.example.com",
+            "https://app.example.com/",
+            "app.example.com",
+            "ftp://x",
+        ] {
+            let text = format!("[cors]\nallowed_origins = [{bad:?}]\n");
+            assert!(Config::from_toml(&text).is_err(), "{bad}");
+        }
     }
 
     #[test]

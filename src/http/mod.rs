@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod cors;
 pub mod dto;
 mod handlers;
 pub mod response;
@@ -49,9 +50,13 @@ pub async fn serve_request(
     let route_name = route.as_ref().map_or("unmatched", Route::name);
     let client = client_info(&req, peer, &state.config.rate_limits.trusted_proxies);
     let ip = client.ip;
-    let result = match route {
-        Ok(route) => guarded(&state, route, req, client).await,
-        Err(e) => Err(e),
+    let origin = cors::allowed_origin(req.headers(), &state.config.cors.allowed_origins);
+    let result = match (route, &origin) {
+        (Err(Error::MethodNotAllowed(allow)), Some(o)) if method == hyper::Method::OPTIONS => {
+            Ok(cors::preflight(o.clone(), allow))
+        }
+        (Ok(route), _) => guarded(&state, route, req, client).await,
+        (Err(e), _) => Err(e),
     };
     if result.as_ref().is_err_and(Error::is_credential_failure) {
         state.limits.record(Bucket::Failures, ip, state.now());
@@ -65,6 +70,9 @@ pub async fn serve_request(
             response::error(&e)
         }
     };
+    if let Some(o) = origin {
+        cors::decorate(&mut resp, o);
+    }
     response::harden(&mut resp, &request_id);
     tracing::info!(
         request_id,

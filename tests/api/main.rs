@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod api_keys;
 mod edge;
+mod hostile;
 mod limits;
 mod process;
 mod sessions;
