@@ -456,3 +456,259 @@ fn totp_secrets_and_backup_codes_never_reach_the_log() {
         assert!(!log.contains(s.as_str()), "secret in log: {s}");
     }
 }
+
+#[test]
+fn a_corrupted_or_foreign_database_is_refused_at_start() {
+    for (name, bytes) in [
+        (
+            "garbage",
+            (0..64 * 1024)
+                .map(|i| (i * 7919 % 251) as u8)
+                .collect::<Vec<u8>>(),
+        ),
+        ("sqlite", {
+            let mut b = b"SQLite format 3\0".to_vec();
+            b.resize(8192, 0);
+            b
+        }),
+    ] {
+        let (dir, args) = configured("[passwords]\nscrypt_log_n = 10\n");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("mkdir");
+        let db = data.join("cloudheed-auth.redb");
+        std::fs::write(&db, &bytes).expect("write");
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let out = Command::new(BIN)
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains("cannot open the database"), "{name}: {err}");
+        assert_eq!(
+            std::fs::read(&db).expect("read"),
+            bytes,
+            "{name}: the file is left as it was"
+        );
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_under_load_three_times() {
+    use std::sync::{Arc, Mutex};
+    let (dir, args) = configured("[passwords]\nscrypt_log_n = 10\n");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    #[derive(Default)]
+    struct Acked {
+        users: Vec<String>,
+        rotations: Vec<(String, String)>,
+        revoked_keys: Vec<String>,
+    }
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    for round in 0..3 {
+        let mut server = start(dir.path(), &args, &[]);
+        let addr = server.addr.clone();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut workers = Vec::new();
+        for w in 0..3 {
+            let (addr, acked, stop) = (addr.clone(), acked.clone(), stop.clone());
+            workers.push(std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let email = format!("k{round}-{w}-{i}@example.com");
+                    let body =
+                        json!({"email": email, "password": "kill-nine-password", "name": "K"});
+                    let Some((201, reg)) =
+                        try_http(&addr, "POST", "/v1/auth/register", None, Some(&body))
+                    else {
+                        break;
+                    };
+                    acked.lock().expect("lock").users.push(email.clone());
+                    let token = reg["token"].as_str().unwrap_or_default().to_string();
+                    let old = reg["refresh_token"].clone();
+                    if let Some((200, v)) = try_http(
+                        &addr,
+                        "POST",
+                        "/v1/auth/refresh",
+                        None,
+                        Some(&json!({"refresh_token": old})),
+                    ) {
+                        let new = v["refresh_token"].as_str().unwrap_or_default().to_string();
+                        acked
+                            .lock()
+                            .expect("lock")
+                            .rotations
+                            .push((email.clone(), new));
+                    }
+                    let key_body = json!({"name": "k", "scopes": ["databases:read"]});
+                    if let Some((201, k)) = try_http(
+                        &addr,
+                        "POST",
+                        "/v1/auth/api-keys",
+                        Some(&token),
+                        Some(&key_body),
+                    ) {
+                        let path =
+                            format!("/v1/auth/api-keys/{}", k["id"].as_str().unwrap_or_default());
+                        if let Some((200, _)) = try_http(&addr, "DELETE", &path, Some(&token), None)
+                        {
+                            let key = k["api_key"].as_str().unwrap_or_default().to_string();
+                            acked.lock().expect("lock").revoked_keys.push(key);
+                        }
+                    }
+                }
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(400 + 150 * round));
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().expect("reaped");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for w in workers {
+            w.join().expect("worker");
+        }
+        let server = start(dir.path(), &args, &[]);
+        let acked = acked.lock().expect("lock");
+        assert!(
+            !acked.users.is_empty(),
+            "round {round} acknowledged nothing"
+        );
+        for email in &acked.users {
+            let body = json!({"email": email, "password": "kill-nine-password"});
+            assert_eq!(
+                http(&server.addr, "POST", "/v1/auth/login", None, Some(&body)).0,
+                200,
+                "{email}"
+            );
+        }
+        for key in &acked.revoked_keys {
+            assert_eq!(
+                http(&server.addr, "GET", "/v1/auth/verify", Some(key), None).0,
+                401
+            );
+        }
+        // Each acknowledged rotation's successor is live (it was rotated at most once since).
+        for (email, new) in acked
+            .rotations
+            .iter()
+            .filter(|(e, _)| e.starts_with(&format!("k{round}-")))
+        {
+            let (status, _) = http(
+                &server.addr,
+                "POST",
+                "/v1/auth/refresh",
+                None,
+                Some(&json!({"refresh_token": new})),
+            );
+            assert_eq!(status, 200, "rotation for {email}");
+        }
+        drop(acked);
+        assert_eq!(server.terminate().0, 0);
+    }
+}
+
+/// Like `http`, but `None` when the server is gone (connection refused or cut).
+fn try_http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Option<(u16, Value)> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{auth}\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.get(9..12)?.parse().ok()?;
+    let json = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    Some((status, serde_json::from_str(json).unwrap_or(Value::Null)))
+}
+
+#[test]
+fn fifty_concurrent_logins_at_the_default_cost_stay_under_1_gib() {
+    use cloudheed_auth::domain::password::Password;
+    use cloudheed_auth::secret::Secret;
+    use cloudheed_auth::store::{NewSession, NewUser, Store};
+    // The default scrypt cost (ln=17, 128 MiB per hash); only rate limits are off.
+    let (dir, args) = configured("");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Fifty accounts written straight into the store, sharing one hash computed once.
+    let params = scrypt::Params::new(17, 8, 1, 32).expect("params");
+    let hash = cloudheed_auth::crypto::password::hash_with(
+        &params,
+        &Password::new("overload-password-1".into()),
+    )
+    .expect("hash");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store =
+            Store::open(&dir.path().join("data").join("cloudheed-auth.redb")).expect("open");
+        for i in 0..50 {
+            let user = NewUser {
+                id: format!("user-load{i}"),
+                email: format!("load{i}@example.com"),
+                email_key: format!("load{i}@example.com"),
+                name: "L".into(),
+                company: None,
+                plan: "free".into(),
+                password_hash: Secret::new(hash.clone()),
+                created_at: 1,
+            };
+            let session = NewSession {
+                id: format!("ses-load{i}"),
+                user_id: user.id.clone(),
+                now: 1,
+                expires_at: 2,
+                user_agent: None,
+                ip: None,
+                refresh_hash: [i as u8; 32],
+            };
+            store.create_account(user, session).await.expect("create");
+        }
+    });
+    drop(rt);
+    let server = start(dir.path(), &args, &[]);
+    let pid = server.child.id();
+    let mut threads = Vec::new();
+    for i in 0..50 {
+        let addr = server.addr.clone();
+        threads.push(std::thread::spawn(move || {
+            let body =
+                json!({"email": format!("load{i}@example.com"), "password": "overload-password-1"});
+            try_http(&addr, "POST", "/v1/auth/login", None, Some(&body))
+                .map(|(s, v)| (s, v["message_code"].clone()))
+        }));
+    }
+    let mut ok = 0;
+    for t in threads {
+        match t.join().expect("thread") {
+            Some((200, _)) => ok += 1,
+            Some((503, code)) => assert_eq!(code, "overloaded"),
+            other => panic!("every login ends 200 or 503: {other:?}"),
+        }
+    }
+    assert!(ok > 0, "some logins got through");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    assert!(peak_kib < 1024 * 1024, "peak memory {peak_kib} KiB");
+    assert_eq!(server.terminate().0, 0);
+}
