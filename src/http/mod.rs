@@ -6,7 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod cors;
 pub mod dto;
-mod handlers;
+pub(crate) mod handlers;
 pub mod response;
 pub mod router;
 

@@ -54,7 +54,7 @@ pub fn verify(
 
 /// Every `scope` parameter of the query, percent-decoded; each may hold several scopes
 /// separated by spaces, as OAuth writes them. Other parameters are ignored.
-fn scope_params(query: &str) -> Result<Vec<String>, Error> {
+pub(crate) fn scope_params(query: &str) -> Result<Vec<String>, Error> {
     let mut out = Vec::new();
     for pair in query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

@@ -1,0 +1,4 @@
+//! Fuzz target: `cloudheed_auth::fuzz::router` must return for any input, never panic.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cloudheed_auth::fuzz::router(data));
