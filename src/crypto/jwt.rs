@@ -132,6 +132,10 @@ pub fn verify(
     if now >= claims.exp {
         return Err(JwtError::Expired);
     }
+    // We issue with iat = now; one from the future means a forged or mis-clocked token.
+    if claims.iat > now + 60 || claims.auth_time > claims.iat {
+        return Err(JwtError::Expired);
+    }
     Ok(claims)
 }
 
@@ -282,6 +286,25 @@ mod tests {
             assert!(v(&t).is_err(), "{t}");
         }
         assert!(v(&good).is_ok());
+    }
+
+    #[test]
+    fn refuses_tokens_from_the_future() {
+        let key = KeyPair::generate();
+        let ring = Keyring::new(vec![key.clone()]).expect("ring");
+        let mut c = claims(1000);
+        c.iat = 5000;
+        c.exp = 6000;
+        assert_eq!(
+            verify(&sign(&c, &key), &ring, "cloudheed-auth", 1000),
+            Err(JwtError::Expired)
+        );
+        let mut c = claims(1000);
+        c.auth_time = 1001;
+        assert_eq!(
+            verify(&sign(&c, &key), &ring, "cloudheed-auth", 1000),
+            Err(JwtError::Expired)
+        );
     }
 
     #[test]

@@ -38,6 +38,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
         ("TRACE", "/v1/auth/me", "GET"),
         ("DELETE", "/v1/auth/sessions", "GET"),
         ("POST", "/.well-known/jwks.json", "GET"),
+        ("PATCH", "/v1/auth/api-keys/key-x", "DELETE"),
     ] {
         let r = app.request(method, path, &[], None).await;
         assert_eq!(r.status, 405, "{method} {path}");
@@ -134,6 +135,9 @@ async fn bodies_must_be_declared_json() {
         Some("text/plain"),
         Some("application/x-www-form-urlencoded"),
         Some("invalid/@@##"),
+        Some("</><script>alert(1)</script>"),
+        Some("text"),
+        Some("text/[html]"),
         Some(""),
     ] {
         let headers: Vec<(&str, &str)> = ct.iter().map(|c| ("content-type", *c)).collect();

@@ -187,3 +187,125 @@ async fn slowloris_connections_do_not_delay_an_honest_request() {
     );
     drop(idle);
 }
+
+#[tokio::test]
+async fn passwords_are_compared_exactly_spaces_and_nul_included() {
+    let app = TestApp::spawn().await;
+    for (email, pw) in [
+        ("space@example.com", "trailing space pw "),
+        ("nul@example.com", "before\u{0}after-nul-pw"),
+    ] {
+        let r = app
+            .post(
+                "/v1/auth/register",
+                json!({"email": email, "password": pw, "name": "N"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{pw:?}");
+        assert_eq!(app.login(email, pw).await.status, 200);
+        if pw.trim_end() != pw {
+            assert_eq!(
+                app.login(email, pw.trim_end()).await.status,
+                401,
+                "no trimming: {pw:?}"
+            );
+        }
+        assert_eq!(app.login(email, &format!(" {pw}")).await.status, 401);
+        if let Some((head, _)) = pw.split_once('\u{0}') {
+            assert_eq!(
+                app.login(email, head).await.status,
+                401,
+                "no truncation at NUL"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn odd_names_are_stored_verbatim_and_returned_as_json() {
+    let app = TestApp::spawn().await;
+    let name = "<script>alert(1)</script> \u{202e}evil 😀";
+    let r = app
+        .post(
+            "/v1/auth/register",
+            json!({"email": "odd@example.com", "password": PASSWORD, "name": name}),
+        )
+        .await;
+    let t = crate::helpers::tokens(&r);
+    let me = app.me(&t.token).await;
+    assert_eq!(me.header("content-type"), Some("application/json"));
+    assert_eq!(me.json()["name"], name);
+}
+
+#[tokio::test]
+async fn error_responses_of_every_kind_carry_the_security_headers() {
+    let app = TestApp::spawn_with(
+        "[rate_limits]\nenabled = true\nlogin = [\"1/1h\"]\n[limits]\nbody_read_timeout = \"1s\"",
+    )
+    .await;
+    let big = vec![b'x'; 70_000];
+    let too_large = app
+        .request(
+            "POST",
+            "/v1/auth/login",
+            &[("content-type", "application/json")],
+            Some(big),
+        )
+        .await;
+    assert_eq!(too_large.status, 413);
+    app.login("h@example.com", "wrong password here").await;
+    let throttled = app.login("h@example.com", "wrong password here").await;
+    assert_eq!(throttled.status, 429);
+    for r in [&too_large, &throttled] {
+        for (name, value) in [
+            ("content-type", "application/json"),
+            ("cache-control", "no-store"),
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+        ] {
+            assert_eq!(r.header(name), Some(value), "{name} on {}", r.status);
+        }
+    }
+    let raw = app
+        .raw(
+            b"POST /v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 50\r\n\r\n{",
+            Duration::from_secs(10),
+        )
+        .await
+        .to_ascii_lowercase();
+    assert!(raw.starts_with("http/1.1 408"), "{raw}");
+    assert!(
+        raw.contains("x-content-type-options: nosniff") && raw.contains("cache-control: no-store"),
+        "{raw}"
+    );
+}
+
+#[tokio::test]
+async fn the_connection_cap_holds_new_clients_until_a_slot_frees() {
+    let app = Arc::new(
+        TestApp::spawn_with("[limits]\nmax_connections = 2\nheader_read_timeout = \"30s\"").await,
+    );
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(app.addr)
+            .await
+            .expect("connect");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .expect("write");
+        idle.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let client = app.clone();
+    let honest = tokio::spawn(async move { client.get("/healthz", None).await.status });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !honest.is_finished(),
+        "the third connection waits while two are open"
+    );
+    drop(idle.pop());
+    let status = tokio::time::timeout(Duration::from_secs(5), honest)
+        .await
+        .expect("served once a slot frees");
+    assert_eq!(status.expect("task"), 200);
+}

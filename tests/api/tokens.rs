@@ -151,6 +151,7 @@ async fn forged_and_tampered_tokens_are_refused() {
     let kid = header["kid"].as_str().expect("kid").to_string();
     let claims = jwt_part(&t.token, 1);
     let body = t.token.split('.').nth(1).expect("claims").to_string();
+    let parts: Vec<&str> = t.token.split('.').collect();
     let x = jwks(&app).await["keys"][0]["x"]
         .as_str()
         .expect("x")
@@ -197,10 +198,49 @@ async fn forged_and_tampered_tokens_are_refused() {
         );
         assert_refused(&app, &token, k).await;
     }
+    // Header members we never issue, with a valid signature from our own key's forger.
+    for h in [
+        json!({"alg": "EdDSA", "kid": kid, "x5u": "https://evil.example/x"}),
+        json!({"alg": "EdDSA", "kid": kid, "typ": "at+jwt"}),
+        json!({"alg": "EdDSA", "kid": 5}),
+        json!({"alg": "EdDSA", "kid": "' OR 1=1 --"}),
+        json!({"alg": "EdDSA", "kid": "k".repeat(10_000)}),
+    ] {
+        let input = format!("{}.{body}", b64(h.to_string().as_bytes()));
+        let token = format!(
+            "{input}.{}",
+            b64(&attacker.sign(input.as_bytes()).to_bytes())
+        );
+        let label: String = h.to_string().chars().take(40).collect();
+        assert_refused(&app, &token, &label).await;
+    }
+    // Claims we never issue or that are out of range, signed by a forger.
+    for c in [
+        json!({"iss": "cloudheed-auth", "sub": t.user_id, "iat": 1, "exp": -1, "jti": "j", "sid": claims["sid"], "auth_time": 1}),
+        json!({"iss": "cloudheed-auth", "sub": t.user_id, "iat": 1, "exp": 99999999999_i64, "nbf": 99999999999_i64, "jti": "j", "sid": claims["sid"], "auth_time": 1}),
+        json!({"iss": "cloudheed-auth", "sub": t.user_id, "iat": 1, "exp": 99999999999_i64, "aud": "x", "jti": "j", "sid": claims["sid"], "auth_time": 1}),
+    ] {
+        let input = format!("{}.{}", parts[0], b64(c.to_string().as_bytes()));
+        let token = format!(
+            "{input}.{}",
+            b64(&attacker.sign(input.as_bytes()).to_bytes())
+        );
+        assert_refused(&app, &token, "forged claims").await;
+    }
+    // The signature in the standard base64 alphabet.
+    let std_sig = data_encoding::BASE64_NOPAD
+        .encode(&BASE64URL_NOPAD.decode(parts[2].as_bytes()).expect("sig"));
+    if std_sig != parts[2] {
+        assert_refused(
+            &app,
+            &format!("{}.{}.{std_sig}", parts[0], parts[1]),
+            "+/ alphabet",
+        )
+        .await;
+    }
     // Our header, claims changed, original signature kept.
     let mut c = claims.clone();
     c["sub"] = json!("user-someone-else");
-    let parts: Vec<&str> = t.token.split('.').collect();
     let tampered = format!(
         "{}.{}.{}",
         parts[0],
