@@ -349,3 +349,43 @@ async fn idle_timeout_below_the_header_timeout_closes_idle_connections_sooner() 
         "closed after idle_timeout"
     );
 }
+
+#[tokio::test]
+async fn requests_past_their_deadline_end_in_503_not_a_hang() {
+    // One hashing slot, a long queue wait, and a short per-request deadline: the deadline, not
+    // the queue timeout, ends the requests that wait.
+    let app = Arc::new(
+        TestApp::spawn_with(
+            "[passwords]\nscrypt_log_n = 15\nmax_concurrent_hashes = 1\nqueue_timeout = \"60s\"\n[limits]\nrequest_timeout = \"1s\"",
+        )
+        .await,
+    );
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            app.post(
+                "/v1/auth/register",
+                json!({"email": format!("late{i}@example.com"), "password": PASSWORD, "name": "L"}),
+            )
+            .await
+        }));
+    }
+    let mut late = 0;
+    for t in tasks {
+        let r = t.await.expect("task");
+        if r.status == 503 {
+            late += 1;
+            assert_eq!(r.code(), "overloaded");
+            assert!(r.header("retry-after").is_some());
+        } else {
+            assert_eq!(r.status, 201);
+        }
+    }
+    assert!(late > 0, "some requests outlived the deadline");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "none waited for the 60 s queue timeout"
+    );
+}
