@@ -64,9 +64,15 @@ fn serve(config: Config) -> Result<(), StartupError> {
         let addr = listener
             .local_addr()
             .map_err(|e| StartupError::Other(format!("listener address: {e}")))?;
-        let shutdown = cloudheed_auth::shutdown::install()
+        let signal = cloudheed_auth::shutdown::install()
             .map_err(|e| StartupError::Other(format!("cannot install signal handlers: {e}")))?;
+        let notify_socket = std::env::var("NOTIFY_SOCKET").ok();
+        let shutdown = async {
+            signal.await;
+            cloudheed_auth::notify::notify(notify_socket.as_deref(), "STOPPING=1");
+        };
         tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "listening");
+        cloudheed_auth::notify::notify(notify_socket.as_deref(), "READY=1");
         app.serve(listener, shutdown).await;
         tracing::info!("stopped");
         Ok(())
