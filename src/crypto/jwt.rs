@@ -293,6 +293,13 @@ mod tests {
         let key = KeyPair::generate();
         let ring = Keyring::new(vec![key.clone()]).expect("ring");
         let mut c = claims(1000);
+        c.exp = -1;
+        assert_eq!(
+            verify(&sign(&c, &key), &ring, "cloudheed-auth", 1000),
+            Err(JwtError::Expired),
+            "negative exp"
+        );
+        let mut c = claims(1000);
         c.iat = 5000;
         c.exp = 6000;
         assert_eq!(
@@ -318,6 +325,8 @@ mod tests {
             r#"{"iss":"cloudheed-auth","sub":"u","iat":1,"exp":"9999999999","jti":"j","sid":"s","auth_time":1}"#,
             r#"{"iss":"cloudheed-auth","sub":"u","iat":1,"exp":1e309,"jti":"j","sid":"s","auth_time":1}"#,
             r#"{"iss":"cloudheed-auth","sub":"u","sub":"v","iat":1,"exp":9999999999,"jti":"j","sid":"s","auth_time":1}"#,
+            r#"{"iss":"cloudheed-auth","sub":"u","iat":1,"exp":9999999999,"nbf":9999999999,"jti":"j","sid":"s","auth_time":1}"#,
+            r#"{"iss":"cloudheed-auth","sub":"u","iat":1,"exp":9999999999,"aud":"other","jti":"j","sid":"s","auth_time":1}"#,
         ] {
             let input = format!("{h}.{}", BASE64URL_NOPAD.encode(payload.as_bytes()));
             let t = format!("{input}.{}", sign_input(&key, &input));
