@@ -74,12 +74,14 @@ pub async fn serve_request(
         cors::decorate(&mut resp, o);
     }
     response::harden(&mut resp, &request_id);
+    let user_id = resp.extensions().get::<LoggedUser>().map(|u| u.0.as_str());
     tracing::info!(
         request_id,
         method = %method,
         route = route_name,
         status = resp.status().as_u16(),
         latency_us = started.elapsed().as_micros() as u64,
+        user_id,
         "request"
     );
     resp
@@ -131,8 +133,9 @@ async fn dispatch(
             Some(who)
         }
     };
+    let user_id = principal.as_ref().map(|p| LoggedUser(p.user.id.clone()));
     let ctx = Ctx { principal, client };
-    match route {
+    let mut result = match route {
         Route::Register => handlers::accounts::register(state, req, ctx).await,
         Route::Login => handlers::accounts::login(state, req, ctx).await,
         Route::Refresh => handlers::accounts::refresh(state, req, ctx).await,
@@ -150,8 +153,16 @@ async fn dispatch(
         Route::Jwks => Ok(handlers::health::jwks(state)),
         Route::Healthz => Ok(handlers::health::healthz()),
         Route::Readyz => handlers::health::readyz(state).await,
+    };
+    if let (Ok(resp), Some(user)) = (&mut result, user_id) {
+        resp.extensions_mut().insert(user);
     }
+    result
 }
+
+/// The caller of a request, carried on its response to the request's log line.
+#[derive(Debug, Clone)]
+struct LoggedUser(String);
 
 /// Who is calling: the peer address, or, when the peer is a trusted proxy, the right-most
 /// `X-Forwarded-For` address that is not itself a trusted proxy (entries further left are

@@ -797,3 +797,80 @@ fn every_file_the_debian_package_ships_exists() {
         std::fs::read_to_string(format!("{root}/packaging/debian/config.toml")).expect("config");
     cloudheed_auth::Config::from_toml(&packaged).expect("the packaged config is valid");
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_request_fields() {
+    let (dir, args) = configured("log_format = \"json\"\n[passwords]\nscrypt_log_n = 10\n");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = start_json(dir.path(), &args);
+    let body = json!({"email": "json@example.com", "password": "json-log-password", "name": "J"});
+    let (_, reg) = http(&server.addr, "POST", "/v1/auth/register", None, Some(&body));
+    let token = reg["token"].as_str().expect("token").to_string();
+    let user_id = reg["user"]["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        http(&server.addr, "GET", "/v1/auth/me", Some(&token), None).0,
+        200
+    );
+    let (code, log) = server.terminate();
+    assert_eq!(code, 0);
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let me = lines
+        .iter()
+        .find(|l| l["message"] == "request" && l["route"] == "me")
+        .expect("a request line for /me");
+    for field in [
+        "timestamp",
+        "level",
+        "request_id",
+        "route",
+        "status",
+        "latency_us",
+    ] {
+        assert!(!me[field].is_null(), "{field} in {me}");
+    }
+    assert_eq!(me["status"], 200);
+    assert_eq!(me["user_id"], user_id.as_str());
+    assert!(!log.contains(&token) && !log.contains("json-log-password"));
+}
+
+/// `start` for JSON logs: the announced address is in the `addr` field of a JSON line.
+fn start_json(cwd: &std::path::Path, args: &[&str]) -> Server {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("CLOUDHEED_AUTH_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            let v: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if let Some(addr) = v["addr"].as_str() {
+                return Server {
+                    child,
+                    addr: addr.to_string(),
+                    log: rx,
+                };
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("server did not announce its address");
+}
