@@ -103,6 +103,7 @@ impl App {
             draining: Default::default(),
             key_usage: Default::default(),
             limits,
+            metrics: Default::default(),
             account_lock: Default::default(),
         };
         Ok(App {

@@ -25,6 +25,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod http;
+pub mod metrics;
 pub mod notify;
 pub mod secret;
 pub mod service;

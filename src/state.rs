@@ -35,6 +35,8 @@ pub struct AppState {
     /// this map; a background task writes it in one transaction every few seconds and at
     /// shutdown, so key use never costs a write transaction.
     pub key_usage: std::sync::Mutex<HashMap<[u8; 32], UnixTime>>,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
     /// Per-address token buckets.
     pub limits: crate::service::rate_limit::RateLimiter,
     /// Runs of unsuccessful authentication attempts per account.

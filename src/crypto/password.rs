@@ -35,6 +35,8 @@ pub struct PasswordHasher {
     backup_params: Params,
     slots: Arc<Semaphore>,
     queue_timeout: Duration,
+    /// Requests waiting for a slot right now.
+    waiting: Arc<std::sync::atomic::AtomicI64>,
     /// A real hash of a random password, verified against when the email is unknown so that
     /// an unknown email costs the same time as a wrong password.
     dummy: Arc<str>,
@@ -59,6 +61,7 @@ impl PasswordHasher {
             params,
             backup_params,
             slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            waiting: Arc::default(),
             queue_timeout,
             dummy: dummy.into(),
         })
@@ -106,6 +109,11 @@ impl PasswordHasher {
         .await
     }
 
+    /// Requests waiting for a hashing slot right now.
+    pub fn queue_depth(&self) -> i64 {
+        self.waiting.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Hashing slots free right now.
     pub fn free_slots(&self) -> usize {
         self.slots.available_permits()
@@ -115,8 +123,11 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Error> {
-        let permit = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
-            .await
+        let waiting = Waiting::new(&self.waiting);
+        let acquired =
+            tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
+        drop(waiting);
+        let permit = acquired
             .map_err(|_| Error::Overloaded {
                 retry_after: Duration::from_secs(2),
             })?
@@ -135,6 +146,23 @@ async fn run_blocking<T: Send + 'static>(
     crate::blocking::run(work)
         .await
         .map_err(|_| Error::Internal("blocking task cancelled".into()))
+}
+
+/// Counts a request as waiting for a slot until dropped, also when its future is dropped
+/// because the client went away.
+struct Waiting<'a>(&'a std::sync::atomic::AtomicI64);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a std::sync::atomic::AtomicI64) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Hash synchronously with a fresh 128-bit salt.

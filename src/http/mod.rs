@@ -21,6 +21,7 @@ use hyper::{Request, Response};
 use crate::crypto::random;
 use crate::domain::models::{ClientInfo, Principal};
 use crate::error::Error;
+use crate::metrics::LoginOutcome;
 use crate::service;
 use crate::service::rate_limit::Bucket;
 use crate::state::AppState;
@@ -61,6 +62,9 @@ pub async fn serve_request(
     if result.as_ref().is_err_and(Error::is_credential_failure) {
         state.limits.record(Bucket::Failures, ip, state.now());
     }
+    if route_name == "login" {
+        state.metrics.login(login_outcome(&result));
+    }
     let mut resp = match result {
         Ok(resp) => resp,
         Err(e) => {
@@ -74,13 +78,17 @@ pub async fn serve_request(
         cors::decorate(&mut resp, o);
     }
     response::harden(&mut resp, &request_id);
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .request(route_name, resp.status().as_u16(), elapsed.as_secs_f64());
     let user_id = resp.extensions().get::<LoggedUser>().map(|u| u.0.as_str());
     tracing::info!(
         request_id,
         method = %method,
         route = route_name,
         status = resp.status().as_u16(),
-        latency_us = started.elapsed().as_micros() as u64,
+        latency_us = elapsed.as_micros() as u64,
         user_id,
         "request"
     );
@@ -153,11 +161,22 @@ async fn dispatch(
         Route::Jwks => Ok(handlers::health::jwks(state)),
         Route::Healthz => Ok(handlers::health::healthz()),
         Route::Readyz => handlers::health::readyz(state).await,
+        Route::Metrics => handlers::health::metrics(state).await,
     };
     if let (Ok(resp), Some(user)) = (&mut result, user_id) {
         resp.extensions_mut().insert(user);
     }
     result
+}
+
+fn login_outcome(result: &Result<Response<Body>, Error>) -> LoginOutcome {
+    match result {
+        Ok(_) => LoginOutcome::Success,
+        Err(Error::InvalidCredentials) => LoginOutcome::Invalid,
+        Err(Error::RateLimited { .. }) => LoginOutcome::Throttled,
+        Err(Error::TotpRequired | Error::InvalidTotpCode) => LoginOutcome::Totp,
+        Err(_) => LoginOutcome::Other,
+    }
 }
 
 /// The caller of a request, carried on its response to the request's log line.

@@ -78,10 +78,8 @@ pub fn error(err: &Error) -> Response<Body> {
 /// otherwise: most responses carry tokens or personal data.
 pub fn harden(resp: &mut Response<Body>, request_id: &str) {
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    h.entry(header::CONTENT_TYPE)
+        .or_insert(HeaderValue::from_static("application/json"));
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     h.insert(

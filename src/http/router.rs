@@ -19,6 +19,7 @@
 //! | GET    | /.well-known/jwks.json      | Jwks           | public  |
 //! | GET    | /healthz                    | Healthz        | public  |
 //! | GET    | /readyz                     | Readyz         | public  |
+//! | GET    | /metrics                    | Metrics        | public  |
 //!
 //! "session" routes need an access token (an API key gets 403 `session_required`); "any"
 //! routes take an access token or an API key. A known path with another method is 405 with
@@ -65,6 +66,8 @@ pub enum Route {
     Healthz,
     /// Readiness.
     Readyz,
+    /// Prometheus metrics.
+    Metrics,
 }
 
 /// Who may call a route.
@@ -103,6 +106,7 @@ impl Route {
             "/.well-known/jwks.json" => ("GET", Method::GET, Route::Jwks),
             "/healthz" => ("GET", Method::GET, Route::Healthz),
             "/readyz" => ("GET", Method::GET, Route::Readyz),
+            "/metrics" => ("GET", Method::GET, Route::Metrics),
             p => {
                 if let Some(id) = p.strip_prefix(SESSIONS_PREFIX).filter(|id| is_id(id)) {
                     (
@@ -136,7 +140,8 @@ impl Route {
             | Route::Refresh
             | Route::Jwks
             | Route::Healthz
-            | Route::Readyz => Access::Public,
+            | Route::Readyz
+            | Route::Metrics => Access::Public,
             Route::Me | Route::Verify => Access::Any,
             Route::Logout
             | Route::ListSessions
@@ -179,6 +184,7 @@ impl Route {
             Route::Jwks => "jwks",
             Route::Healthz => "healthz",
             Route::Readyz => "readyz",
+            Route::Metrics => "metrics",
         }
     }
 }

@@ -188,6 +188,19 @@ impl Store {
         .await
     }
 
+    /// How many users, sessions and API keys are stored.
+    pub async fn counts(&self) -> Result<(u64, u64, u64), StoreError> {
+        use redb::ReadableTableMetadata;
+        self.read(|tx| {
+            Ok((
+                tx.open_table(schema::USERS)?.len()?,
+                tx.open_table(schema::SESSIONS)?.len()?,
+                tx.open_table(schema::API_KEYS)?.len()?,
+            ))
+        })
+        .await
+    }
+
     /// Run one read transaction on the blocking pool.
     async fn read<T: Send + 'static>(
         &self,

@@ -8,6 +8,7 @@ mod api_keys;
 mod edge;
 mod hostile;
 mod limits;
+mod operations;
 mod process;
 mod sessions;
 mod tokens;

@@ -34,3 +34,14 @@ pub async fn readyz(state: &AppState) -> Result<Response<Body>, Error> {
     service::health::ready(state).await?;
     Ok(json(StatusCode::OK, &StatusResponse { status: "ready" }))
 }
+
+/// `GET /metrics`: Prometheus (OpenMetrics) text.
+pub async fn metrics(state: &AppState) -> Result<Response<Body>, Error> {
+    let text = service::health::metrics(state).await?;
+    let mut resp = Response::new(Body::from(text));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(resp)
+}

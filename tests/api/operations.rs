@@ -1,0 +1,66 @@
+//! Watching the server: metrics count real requests.
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, PASSWORD};
+
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).map(str::trim))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_count_real_requests_and_logins() {
+    let app = TestApp::spawn().await;
+    let t = app.register("metrics@example.com").await;
+    app.login("metrics@example.com", PASSWORD).await;
+    app.login("metrics@example.com", "wrong password here")
+        .await;
+    for _ in 0..3 {
+        app.me(&t.token).await;
+    }
+    app.post_as(
+        "/v1/auth/api-keys",
+        Some(&t.token),
+        json!({"name": "k", "scopes": ["databases:read"]}),
+    )
+    .await;
+    let r = app.get("/metrics", None).await;
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("application/openmetrics-text")));
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert_eq!(
+        value(
+            &text,
+            r#"cloudheed_http_requests_total{route="me",status="200"}"#
+        ),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, r#"cloudheed_logins_total{outcome="success"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(&text, r#"cloudheed_logins_total{outcome="invalid"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(&text, "cloudheed_sessions"),
+        2.0,
+        "register and login each opened one"
+    );
+    assert_eq!(value(&text, "cloudheed_api_keys"), 1.0);
+    assert_eq!(value(&text, "cloudheed_users"), 1.0);
+    assert!(value(&text, "cloudheed_database_size_bytes") > 0.0);
+    assert!(text.contains("cloudheed_password_hash_queue"));
+    assert!(
+        text.contains(r#"cloudheed_http_request_duration_seconds_count{route="me"} 3"#),
+        "{text}"
+    );
+    assert!(!text.contains(&t.token));
+}
