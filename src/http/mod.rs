@@ -7,6 +7,7 @@ pub mod body;
 pub mod cors;
 pub mod dto;
 pub(crate) mod handlers;
+pub mod openapi;
 pub mod response;
 pub mod router;
 
@@ -162,6 +163,10 @@ async fn dispatch(
         Route::Healthz => Ok(handlers::health::healthz()),
         Route::Readyz => handlers::health::readyz(state).await,
         Route::Metrics => handlers::health::metrics(state).await,
+        Route::OpenApi => Ok(response::json(
+            hyper::StatusCode::OK,
+            &openapi::document(&state.config.tokens.issuer),
+        )),
     };
     if let (Ok(resp), Some(user)) = (&mut result, user_id) {
         resp.extensions_mut().insert(user);

@@ -20,6 +20,7 @@
 //! | GET    | /healthz                    | Healthz        | public  |
 //! | GET    | /readyz                     | Readyz         | public  |
 //! | GET    | /metrics                    | Metrics        | public  |
+//! | GET    | /v1/openapi.json            | OpenApi        | public  |
 //!
 //! "session" routes need an access token (an API key gets 403 `session_required`); "any"
 //! routes take an access token or an API key. A known path with another method is 405 with
@@ -68,6 +69,8 @@ pub enum Route {
     Readyz,
     /// Prometheus metrics.
     Metrics,
+    /// The OpenAPI document.
+    OpenApi,
 }
 
 /// Who may call a route.
@@ -80,6 +83,30 @@ pub enum Access {
     /// A bearer access token or an API key.
     Any,
 }
+
+/// Every (method, path) the server answers; `{id}` stands for an id segment. The OpenAPI
+/// document is checked against this table, and this table against `Route::parse`.
+pub const TABLE: &[(&str, &str)] = &[
+    ("POST", "/v1/auth/register"),
+    ("POST", "/v1/auth/login"),
+    ("POST", "/v1/auth/refresh"),
+    ("POST", "/v1/auth/logout"),
+    ("GET", "/v1/auth/me"),
+    ("GET", "/v1/auth/sessions"),
+    ("DELETE", "/v1/auth/sessions/{id}"),
+    ("POST", "/v1/auth/api-keys"),
+    ("GET", "/v1/auth/api-keys"),
+    ("DELETE", "/v1/auth/api-keys/{id}"),
+    ("GET", "/v1/auth/verify"),
+    ("POST", "/v1/auth/2fa/setup"),
+    ("POST", "/v1/auth/2fa/verify"),
+    ("POST", "/v1/auth/2fa/disable"),
+    ("GET", "/.well-known/jwks.json"),
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+];
 
 const SESSIONS_PREFIX: &str = "/v1/auth/sessions/";
 const API_KEYS_PREFIX: &str = "/v1/auth/api-keys/";
@@ -107,6 +134,7 @@ impl Route {
             "/healthz" => ("GET", Method::GET, Route::Healthz),
             "/readyz" => ("GET", Method::GET, Route::Readyz),
             "/metrics" => ("GET", Method::GET, Route::Metrics),
+            "/v1/openapi.json" => ("GET", Method::GET, Route::OpenApi),
             p => {
                 if let Some(id) = p.strip_prefix(SESSIONS_PREFIX).filter(|id| is_id(id)) {
                     (
@@ -141,7 +169,8 @@ impl Route {
             | Route::Jwks
             | Route::Healthz
             | Route::Readyz
-            | Route::Metrics => Access::Public,
+            | Route::Metrics
+            | Route::OpenApi => Access::Public,
             Route::Me | Route::Verify => Access::Any,
             Route::Logout
             | Route::ListSessions
@@ -185,6 +214,7 @@ impl Route {
             Route::Healthz => "healthz",
             Route::Readyz => "readyz",
             Route::Metrics => "metrics",
+            Route::OpenApi => "openapi",
         }
     }
 }
@@ -232,6 +262,31 @@ mod tests {
         ];
         for (m, p, r) in ok {
             assert_eq!(Route::parse(&m, p).expect(p), r);
+        }
+    }
+
+    #[test]
+    fn every_entry_of_the_table_parses_and_nothing_else_of_its_paths_does() {
+        for (method, path) in TABLE {
+            let path = path.replace("{id}", "x-1");
+            let m: Method = method.parse().expect("method");
+            assert!(Route::parse(&m, &path).is_ok(), "{method} {path}");
+            for other in [
+                Method::GET,
+                Method::POST,
+                Method::DELETE,
+                Method::PUT,
+                Method::PATCH,
+            ] {
+                let listed = TABLE
+                    .iter()
+                    .any(|(tm, tp)| *tm == other.as_str() && tp.replace("{id}", "x-1") == path);
+                assert_eq!(
+                    Route::parse(&other, &path).is_ok(),
+                    listed,
+                    "{other} {path}"
+                );
+            }
         }
     }
 

@@ -64,3 +64,20 @@ async fn metrics_count_real_requests_and_logins() {
     );
     assert!(!text.contains(&t.token));
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_served() {
+    let app = TestApp::spawn().await;
+    let r = app.get("/v1/openapi.json", None).await;
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (method, path) in cloudheed_auth::http::router::TABLE {
+        let op = &doc["paths"][*path][method.to_lowercase()];
+        assert!(op.is_object(), "{method} {path} is documented");
+        let live = app
+            .request(method, &path.replace("{id}", "x-1"), &[], None)
+            .await;
+        assert_ne!(live.status, 404, "{method} {path} is served");
+    }
+}

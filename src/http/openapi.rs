@@ -1,0 +1,247 @@
+//! The OpenAPI 3.1 description of every route, body and error, served at
+//! `GET /v1/openapi.json`. A test checks it against the route table.
+
+use serde_json::{json, Map, Value};
+
+/// The document, built once per call (it is small and rarely fetched).
+pub fn document(issuer: &str) -> Value {
+    let err = |desc: &str| json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let ok = |desc: &str, schema: Value| json!({"description": desc, "content": {"application/json": {"schema": schema}}});
+    let body = |schema: Value, required: bool| json!({"required": required, "content": {"application/json": {"schema": schema}}});
+    let r = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let message = |code: &str| json!({"type": "object", "required": ["message_code"], "properties": {"message_code": {"const": code}}});
+    let common = |mut responses: Map<String, Value>| {
+        responses.insert(
+            "400".into(),
+            err("Malformed JSON, wrong types, unknown fields (invalid_request)"),
+        );
+        responses.insert("413".into(), err("Body too large (payload_too_large)"));
+        responses.insert(
+            "429".into(),
+            err("Too many attempts (rate_limited); see Retry-After"),
+        );
+        responses.insert(
+            "500".into(),
+            err("Internal error (internal_error); details only in the log"),
+        );
+        responses.insert(
+            "503".into(),
+            err("Overloaded (overloaded); see Retry-After"),
+        );
+        Value::Object(responses)
+    };
+    let responses = |pairs: Vec<(&str, Value)>| {
+        common(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    };
+    let bearer = json!([{"bearer": []}]);
+    let op = |summary: &str, security: Option<&Value>, request: Option<Value>, resp: Value| {
+        let mut o = json!({"summary": summary, "responses": resp});
+        if let Some(s) = security {
+            o["security"] = s.clone();
+        }
+        if let Some(b) = request {
+            o["requestBody"] = b;
+        }
+        o
+    };
+    let unauthorized = err("Missing, malformed, expired or revoked bearer (unauthorized)");
+    let session_only = err("An API key cannot do this (session_required)");
+    let id_param =
+        json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    let mut paths = Map::new();
+    paths.insert("/v1/auth/register".into(), json!({"post": op("Create an account", None, Some(body(r("RegisterRequest"), true)), responses(vec![
+        ("201", ok("Account created; a session is open", r("RegisterResponse"))),
+        ("409", err("Email taken (email_taken)")),
+        ("415", err("Body not JSON (unsupported_media_type)")),
+        ("422", err("Invalid fields (validation_failed)")),
+    ]))}));
+    paths.insert(
+        "/v1/auth/login".into(),
+        json!({"post": op("Log in", None, Some(body(r("LoginRequest"), true)), responses(vec![
+            ("200", ok("Logged in", r("LoginResponse"))),
+            ("401", err("invalid_credentials, totp_required or invalid_totp_code")),
+            ("422", err("Missing fields (validation_failed)")),
+        ]))}),
+    );
+    paths.insert("/v1/auth/refresh".into(), json!({"post": op("Rotate a refresh token", None, Some(body(r("RefreshRequest"), true)), responses(vec![
+        ("200", ok("New pair", r("TokenPair"))),
+        ("401", err("invalid_refresh_token")),
+    ]))}));
+    paths.insert(
+        "/v1/auth/logout".into(),
+        json!({"post": op("End this session", Some(&bearer), None, responses(vec![
+            ("200", ok("Logged out", message("logged_out"))),
+            ("401", unauthorized.clone()),
+            ("403", session_only.clone()),
+        ]))}),
+    );
+    paths.insert(
+        "/v1/auth/me".into(),
+        json!({"get": op("The caller's profile", Some(&bearer), None, responses(vec![
+            ("200", ok("Profile", r("Me"))),
+            ("401", unauthorized.clone()),
+        ]))}),
+    );
+    paths.insert(
+        "/v1/auth/sessions".into(),
+        json!({"get": op("The caller's sessions", Some(&bearer), None, responses(vec![
+            ("200", ok("Sessions, newest first", r("Sessions"))),
+            ("401", unauthorized.clone()),
+            ("403", session_only.clone()),
+        ]))}),
+    );
+    paths.insert("/v1/auth/sessions/{id}".into(), json!({"parameters": id_param, "delete": op("End one of the caller's sessions", Some(&bearer), None, responses(vec![
+        ("200", ok("Ended", message("session_revoked"))),
+        ("401", unauthorized.clone()),
+        ("403", session_only.clone()),
+        ("404", err("Not the caller's session (not_found)")),
+    ]))}));
+    paths.insert("/v1/auth/api-keys".into(), json!({
+        "post": op("Create an API key (shown once)", Some(&bearer), Some(body(r("CreateApiKeyRequest"), true)), responses(vec![
+            ("201", ok("Created", r("CreatedApiKey"))),
+            ("401", unauthorized.clone()),
+            ("403", session_only.clone()),
+            ("409", err("Too many keys (api_key_limit_reached)")),
+            ("422", err("Invalid fields (validation_failed: unknown_scope, ...)")),
+        ])),
+        "get": op("The caller's API keys", Some(&bearer), None, responses(vec![
+            ("200", ok("Keys, newest first; never the key itself", r("ApiKeys"))),
+            ("401", unauthorized.clone()),
+            ("403", session_only.clone()),
+        ])),
+    }));
+    paths.insert("/v1/auth/api-keys/{id}".into(), json!({"parameters": id_param, "delete": op("Revoke an API key", Some(&bearer), None, responses(vec![
+        ("200", ok("Revoked", message("api_key_revoked"))),
+        ("401", unauthorized.clone()),
+        ("403", session_only.clone()),
+        ("404", err("Not the caller's key (not_found)")),
+    ]))}));
+    paths.insert("/v1/auth/verify".into(), json!({"get": {
+        "summary": "Who is this and may they do that (for services and reverse proxies)",
+        "security": bearer,
+        "parameters": [{"name": "scope", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Scope(s) required, space-separated; may repeat"}],
+        "responses": responses(vec![
+            ("200", json!({"description": "Allowed; also in X-Auth-User-Id, X-Auth-Credential, X-Auth-Scopes", "content": {"application/json": {"schema": r("Verify")}}})),
+            ("401", unauthorized.clone()),
+            ("403", err("The credential lacks a scope (insufficient_scope)")),
+        ]),
+    }}));
+    paths.insert("/v1/auth/2fa/setup".into(), json!({"post": op("Start TOTP enrolment", Some(&bearer), Some(body(r("TotpSetupRequest"), false)), responses(vec![
+        ("200", ok("Secret, otpauth URL and its QR code", r("TotpSetup"))),
+        ("401", unauthorized.clone()),
+        ("403", err("session_required or reauthentication_required")),
+        ("409", err("2fa_already_enabled")),
+    ]))}));
+    paths.insert("/v1/auth/2fa/verify".into(), json!({"post": op("Confirm enrolment with a code", Some(&bearer), Some(body(r("TotpVerifyRequest"), true)), responses(vec![
+        ("200", ok("Enabled; backup codes shown once", r("TotpEnabled"))),
+        ("401", unauthorized.clone()),
+        ("403", session_only.clone()),
+        ("409", err("2fa_already_enabled")),
+        ("422", err("invalid_totp_code or 2fa_not_set_up")),
+    ]))}));
+    paths.insert("/v1/auth/2fa/disable".into(), json!({"post": op("Turn TOTP off", Some(&bearer), Some(body(r("TotpDisableRequest"), true)), responses(vec![
+        ("200", ok("Disabled", message("2fa_disabled"))),
+        ("401", unauthorized.clone()),
+        ("403", session_only.clone()),
+        ("409", err("2fa_not_enabled")),
+        ("422", err("invalid_password or invalid_totp_code")),
+    ]))}));
+    paths.insert("/.well-known/jwks.json".into(), json!({"get": {"summary": "Public signing keys (RFC 7517)", "responses": {"200": ok("Key set", r("Jwks"))}}}));
+    paths.insert("/v1/openapi.json".into(), json!({"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}));
+    paths.insert(
+        "/healthz".into(),
+        json!({"get": {"summary": "Liveness", "responses": {"200": ok("Serving", r("Status"))}}}),
+    );
+    paths.insert("/readyz".into(), json!({"get": {"summary": "Readiness", "responses": {"200": ok("Ready", r("Status")), "503": err("Not ready (overloaded)")}}}));
+    paths.insert("/metrics".into(), json!({"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "OpenMetrics text", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}}}}));
+
+    let s = |t: &str| json!({"type": t});
+    let nullable = |t: &str| json!({"type": [t, "null"]});
+    let dt = json!({"type": "string", "format": "date-time"});
+    let object = |required: &[&str], props: Value| json!({"type": "object", "required": required, "properties": props, "additionalProperties": false});
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "cloudheed-auth", "version": env!("CARGO_PKG_VERSION"), "description": format!("Access tokens are EdDSA JWTs issued by `{issuer}`.")},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An access token (JWT) or, where allowed, an API key"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["message_code", "message"], "properties": {
+                    "message_code": s("string"), "message": s("string"),
+                    "errors": {"type": "array", "items": object(&["field", "message_code"], json!({"field": s("string"), "message_code": s("string")}))},
+                }},
+                "RegisterRequest": object(&["email", "password", "name"], json!({"email": s("string"), "password": s("string"), "name": s("string"), "company": s("string")})),
+                "LoginRequest": object(&["email", "password"], json!({"email": s("string"), "password": s("string"), "totp_code": s("string")})),
+                "RefreshRequest": object(&["refresh_token"], json!({"refresh_token": s("string")})),
+                "TokenPair": object(&["token", "refresh_token"], json!({"token": s("string"), "refresh_token": s("string")})),
+                "RegisterResponse": object(&["token", "refresh_token", "user"], json!({"token": s("string"), "refresh_token": s("string"),
+                    "user": object(&["id", "email", "name"], json!({"id": s("string"), "email": s("string"), "name": s("string")}))})),
+                "LoginResponse": object(&["token", "refresh_token", "user"], json!({"token": s("string"), "refresh_token": s("string"),
+                    "user": object(&["id", "email", "name", "two_factor_enabled"], json!({"id": s("string"), "email": s("string"), "name": s("string"), "two_factor_enabled": s("boolean")}))})),
+                "Me": object(&["id", "email", "name", "company", "plan", "two_factor_enabled", "email_verified_at", "created_at"], json!({
+                    "id": s("string"), "email": s("string"), "name": s("string"), "company": nullable("string"), "plan": s("string"),
+                    "two_factor_enabled": s("boolean"), "email_verified_at": {"type": ["string", "null"], "format": "date-time"}, "created_at": dt})),
+                "Sessions": object(&["sessions"], json!({"sessions": {"type": "array", "items": object(&["id", "created_at", "last_used_at", "user_agent", "ip", "current"], json!({
+                    "id": s("string"), "created_at": dt, "last_used_at": dt, "user_agent": nullable("string"), "ip": nullable("string"), "current": s("boolean")}))}})),
+                "CreateApiKeyRequest": object(&["name", "scopes"], json!({"name": s("string"), "scopes": strings, "expires_in": {"type": "string", "examples": ["365d", "12h"]}})),
+                "CreatedApiKey": object(&["api_key", "id", "name", "prefix", "scopes", "expires_at"], json!({
+                    "api_key": s("string"), "id": s("string"), "name": s("string"), "prefix": s("string"), "scopes": strings, "expires_at": dt})),
+                "ApiKeys": object(&["api_keys"], json!({"api_keys": {"type": "array", "items": object(&["id", "name", "prefix", "scopes", "last_used_at", "expires_at", "created_at"], json!({
+                    "id": s("string"), "name": s("string"), "prefix": s("string"), "scopes": strings,
+                    "last_used_at": {"type": ["string", "null"], "format": "date-time"}, "expires_at": dt, "created_at": dt}))}})),
+                "Verify": object(&["user_id", "credential", "scopes"], json!({"user_id": s("string"), "credential": {"enum": ["session", "api_key"]}, "scopes": strings, "key_id": s("string")})),
+                "TotpSetupRequest": object(&[], json!({"password": s("string")})),
+                "TotpSetup": object(&["secret", "qr_code_url", "qr_code_svg"], json!({"secret": s("string"), "qr_code_url": s("string"), "qr_code_svg": s("string")})),
+                "TotpVerifyRequest": object(&["code"], json!({"code": s("string")})),
+                "TotpEnabled": object(&["message_code", "backup_codes"], json!({"message_code": {"const": "2fa_enabled"}, "backup_codes": strings})),
+                "TotpDisableRequest": object(&["password", "code"], json!({"password": s("string"), "code": s("string")})),
+                "Jwks": object(&["keys"], json!({"keys": {"type": "array", "items": object(&["kty", "crv", "x", "kid", "use", "alg"], json!({
+                    "kty": {"const": "OKP"}, "crv": {"const": "Ed25519"}, "x": s("string"), "kid": s("string"), "use": {"const": "sig"}, "alg": {"const": "EdDSA"}}))}})),
+                "Status": object(&["status"], json!({"status": s("string")})),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::router::TABLE;
+
+    #[test]
+    fn the_document_and_the_route_table_agree() {
+        let doc = document("cloudheed-auth");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut in_doc: Vec<(String, String)> = Vec::new();
+        for (path, item) in paths {
+            for (method, _) in item.as_object().expect("item") {
+                if method != "parameters" {
+                    in_doc.push((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        let mut in_table: Vec<(String, String)> = TABLE
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        in_doc.sort();
+        in_table.sort();
+        assert_eq!(in_doc, in_table);
+    }
+
+    #[test]
+    fn every_schema_reference_resolves() {
+        let doc = document("x");
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        for part in text.split("#/components/schemas/").skip(1) {
+            let name: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            assert!(schemas.contains_key(&name), "{name}");
+        }
+    }
+}
