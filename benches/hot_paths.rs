@@ -63,7 +63,7 @@ fn claims(now: UnixTime) -> Claims {
 /// Ed25519 JWS: signing an access token and strictly verifying one.
 fn jwt(c: &mut Criterion) {
     let key = KeyPair::generate();
-    let ring = Keyring::new(vec![key.clone()]).expect("one key makes a keyring");
+    let ring = Keyring::new(vec![(key.clone(), None)], 960).expect("one key makes a keyring");
     let now = SystemClock.now();
     let claims = claims(now);
     let token = jwt::sign(&claims, &key);

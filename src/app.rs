@@ -81,8 +81,14 @@ impl App {
         let store = crate::blocking::run(move || Store::open(&path))
             .await
             .map_err(|_| StartupError::Other("runtime shutting down".into()))??;
-        let keys = Keyring::new(store.signing_keys_or_create(clock.now()).await?)
-            .ok_or_else(|| StartupError::Other("no signing key".into()))?;
+        let keep_for =
+            i64::try_from(config.tokens.access_ttl.as_secs()).unwrap_or(i64::MAX / 4) + 60;
+        let stored = store.signing_keys_or_create(clock.now(), keep_for).await?;
+        let keys = Keyring::new(
+            stored.into_iter().map(|k| (k.pair, k.retired_at)).collect(),
+            keep_for,
+        )
+        .ok_or_else(|| StartupError::Other("no signing key".into()))?;
         let p = &config.passwords;
         let hasher = PasswordHasher::new(
             p.scrypt_log_n,
@@ -96,7 +102,7 @@ impl App {
         let state = AppState {
             config,
             store,
-            keys,
+            keys: std::sync::RwLock::new(Arc::new(keys)),
             hasher,
             clock,
             refresh: tokio::sync::Mutex::new(GraceCache::default()),

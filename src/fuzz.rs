@@ -49,7 +49,8 @@ pub fn request_body(data: &[u8]) {
 fn keyring() -> &'static Keyring {
     static RING: OnceLock<Keyring> = OnceLock::new();
     RING.get_or_init(|| {
-        Keyring::new(vec![KeyPair::from_seed(&[7; 32])]).unwrap_or_else(|| unreachable!())
+        Keyring::new(vec![(KeyPair::from_seed(&[7; 32]), None)], 900)
+            .unwrap_or_else(|| unreachable!())
     })
 }
 

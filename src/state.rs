@@ -18,8 +18,8 @@ pub struct AppState {
     pub config: Config,
     /// The database.
     pub store: Store,
-    /// Signing and verifying keys.
-    pub keys: Keyring,
+    /// Signing and verifying keys; replaced whole when the operator rotates.
+    pub keys: std::sync::RwLock<Arc<Keyring>>,
     /// The bounded scrypt pool.
     pub hasher: PasswordHasher,
     /// Time.
@@ -55,6 +55,30 @@ impl AppState {
     /// Now, from the injected clock.
     pub fn now(&self) -> UnixTime {
         self.clock.now()
+    }
+
+    /// The current keyring.
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How long a retired signing key keeps verifying: the access-token lifetime and a minute.
+    pub fn key_keep_for(&self) -> i64 {
+        i64::try_from(self.config.tokens.access_ttl.as_secs()).unwrap_or(i64::MAX / 4) + 60
+    }
+
+    /// Install a new keyring built from the stored keys.
+    pub fn set_keys(
+        &self,
+        stored: Vec<crate::store::StoredKey>,
+    ) -> Result<(), crate::error::Error> {
+        let ring = Keyring::new(
+            stored.into_iter().map(|k| (k.pair, k.retired_at)).collect(),
+            self.key_keep_for(),
+        )
+        .ok_or_else(|| crate::error::Error::Internal("no signing key".into()))?;
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ring);
+        Ok(())
     }
 
     /// Note that an API key was used now; memory only.

@@ -119,7 +119,7 @@ pub fn verify(
         return Err(JwtError::Algorithm);
     }
     let key = keys
-        .verifying_key(&header.kid)
+        .verifying_key(&header.kid, now)
         .ok_or(JwtError::UnknownKey)?;
     let sig_bytes: [u8; 64] = decode(s64)?.try_into().map_err(|_| JwtError::Signature)?;
     let signing_input = &token[..h64.len() + 1 + c64.len()];
@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn round_trip_and_expiry_without_leeway() {
         let key = KeyPair::generate();
-        let ring = Keyring::new(vec![key.clone()]).expect("ring");
+        let ring = Keyring::new(vec![(key.clone(), None)], 900).expect("ring");
         let t = sign(&claims(1000), &key);
         assert_eq!(verify(&t, &ring, "cloudheed-auth", 1000), Ok(claims(1000)));
         assert_eq!(
@@ -212,7 +212,7 @@ mod tests {
     #[test]
     fn refuses_forgeries() {
         let key = KeyPair::generate();
-        let ring = Keyring::new(vec![key.clone()]).expect("ring");
+        let ring = Keyring::new(vec![(key.clone(), None)], 900).expect("ring");
         let good = sign(&claims(1000), &key);
         let parts: Vec<&str> = good.split('.').collect();
         let enc = |s: &str| BASE64URL_NOPAD.encode(s.as_bytes());
@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn refuses_tokens_from_the_future() {
         let key = KeyPair::generate();
-        let ring = Keyring::new(vec![key.clone()]).expect("ring");
+        let ring = Keyring::new(vec![(key.clone(), None)], 900).expect("ring");
         let mut c = claims(1000);
         c.exp = -1;
         assert_eq!(
@@ -317,7 +317,7 @@ mod tests {
     #[test]
     fn refuses_claims_we_do_not_issue() {
         let key = KeyPair::generate();
-        let ring = Keyring::new(vec![key.clone()]).expect("ring");
+        let ring = Keyring::new(vec![(key.clone(), None)], 900).expect("ring");
         let h = BASE64URL_NOPAD
             .encode(format!(r#"{{"alg":"EdDSA","kid":"{}"}}"#, key.kid()).as_bytes());
         for payload in [

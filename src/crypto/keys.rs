@@ -1,8 +1,6 @@
 //! Ed25519 signing keys: the keyring tokens are signed and verified with, their RFC 7638
 //! thumbprints (`kid`) and their public JWKs (RFC 8037).
 
-use std::collections::HashMap;
-
 use data_encoding::BASE64URL_NOPAD;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::Serialize;
@@ -43,12 +41,22 @@ pub struct PublicJwk {
     pub alg: &'static str,
 }
 
-/// The keys this server signs with (the newest) and accepts (all of them).
+/// The keys this server signs with (the newest) and accepts: every key not retired, and a
+/// retired one until `keep_for` seconds after its retirement (long enough for every token it
+/// signed to expire), after which it also leaves the JWKS.
 #[derive(Debug, Clone)]
 pub struct Keyring {
     active: KeyPair,
-    verifying: HashMap<String, VerifyingKey>,
-    jwks: Vec<PublicJwk>,
+    keys: Vec<RingKey>,
+    keep_for: i64,
+}
+
+#[derive(Debug, Clone)]
+struct RingKey {
+    kid: String,
+    verifying: VerifyingKey,
+    jwk: PublicJwk,
+    retired_at: Option<i64>,
 }
 
 // === impl KeyPair ===
@@ -108,20 +116,29 @@ pub fn thumbprint(key: &VerifyingKey) -> String {
 // === impl Keyring ===
 
 impl Keyring {
-    /// A keyring from every stored key, newest last; the newest signs.
-    /// Returns `None` for an empty list: a server without a key cannot issue tokens.
-    pub fn new(mut keys: Vec<KeyPair>) -> Option<Self> {
-        let active = keys.pop()?;
-        keys.push(active.clone());
-        let verifying = keys
+    /// A keyring from the stored keys (oldest first) with their retirement times; the newest key
+    /// that is not retired signs. `None` without such a key.
+    pub fn new(keys: Vec<(KeyPair, Option<i64>)>, keep_for: i64) -> Option<Self> {
+        let active = keys
             .iter()
-            .map(|k| (k.kid.clone(), k.signing.verifying_key()))
+            .rev()
+            .find(|(_, retired)| retired.is_none())?
+            .0
+            .clone();
+        let keys = keys
+            .iter()
+            .rev()
+            .map(|(k, retired_at)| RingKey {
+                kid: k.kid.clone(),
+                verifying: k.signing.verifying_key(),
+                jwk: k.public_jwk(),
+                retired_at: *retired_at,
+            })
             .collect();
-        let jwks = keys.iter().rev().map(KeyPair::public_jwk).collect();
         Some(Self {
             active,
-            verifying,
-            jwks,
+            keys,
+            keep_for,
         })
     }
 
@@ -130,14 +147,26 @@ impl Keyring {
         &self.active
     }
 
-    /// The verifying key for a `kid`, if it is one of ours.
-    pub fn verifying_key(&self, kid: &str) -> Option<&VerifyingKey> {
-        self.verifying.get(kid)
+    fn usable(&self, k: &RingKey, now: i64) -> bool {
+        k.retired_at
+            .is_none_or(|r| now < r.saturating_add(self.keep_for))
     }
 
-    /// Every public key, newest first, as published at `/.well-known/jwks.json`.
-    pub fn jwks(&self) -> &[PublicJwk] {
-        &self.jwks
+    /// The verifying key for a `kid`, if it is one of ours and still accepted at `now`.
+    pub fn verifying_key(&self, kid: &str, now: i64) -> Option<&VerifyingKey> {
+        self.keys
+            .iter()
+            .find(|k| k.kid == kid && self.usable(k, now))
+            .map(|k| &k.verifying)
+    }
+
+    /// Every public key still accepted at `now`, newest first: the JWKS.
+    pub fn jwks(&self, now: i64) -> Vec<PublicJwk> {
+        self.keys
+            .iter()
+            .filter(|k| self.usable(k, now))
+            .map(|k| k.jwk.clone())
+            .collect()
     }
 }
 
@@ -175,16 +204,29 @@ mod tests {
     }
 
     #[test]
-    fn keyring_signs_with_the_newest_and_knows_all() {
+    fn keyring_signs_with_the_newest_and_keeps_retired_keys_for_a_while() {
         let old = KeyPair::generate();
         let new = KeyPair::generate();
-        let ring = Keyring::new(vec![old.clone(), new.clone()]).expect("non-empty");
+        let ring =
+            Keyring::new(vec![(old.clone(), Some(100)), (new.clone(), None)], 900).expect("active");
         assert_eq!(ring.active().kid(), new.kid());
-        assert!(ring.verifying_key(old.kid()).is_some());
-        assert!(ring.verifying_key("nope").is_none());
-        assert_eq!(ring.jwks()[0].kid, new.kid());
-        assert_eq!(ring.jwks().len(), 2);
-        assert!(Keyring::new(vec![]).is_none());
+        assert!(
+            ring.verifying_key(old.kid(), 999).is_some(),
+            "still accepted"
+        );
+        assert!(
+            ring.verifying_key(old.kid(), 1000).is_none(),
+            "dropped after keep_for"
+        );
+        assert!(ring.verifying_key("nope", 0).is_none());
+        let jwks = ring.jwks(500);
+        assert_eq!((jwks.len(), jwks[0].kid.as_str()), (2, new.kid()));
+        assert_eq!(ring.jwks(1000).len(), 1);
+        assert!(Keyring::new(vec![], 900).is_none());
+        assert!(
+            Keyring::new(vec![(old, Some(1))], 900).is_none(),
+            "no key may sign"
+        );
     }
 
     #[test]

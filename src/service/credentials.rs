@@ -21,7 +21,7 @@ pub async fn authenticate(state: &AppState, bearer: &str) -> Result<Principal, E
 async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, Error> {
     let now = state.now();
     let claims =
-        jwt::verify(token, &state.keys, &state.config.tokens.issuer, now).map_err(|e| {
+        jwt::verify(token, &state.keyring(), &state.config.tokens.issuer, now).map_err(|e| {
             tracing::debug!(reason = ?e, "access token refused");
             Error::Unauthorized
         })?;

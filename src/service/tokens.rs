@@ -44,7 +44,7 @@ pub(crate) fn access_token(
         sid: session_id.to_string(),
         auth_time,
     };
-    Secret::new(jwt::sign(&claims, state.keys.active()))
+    Secret::new(jwt::sign(&claims, state.keyring().active()))
 }
 
 /// Whether a string could be one of our refresh tokens: 43 base64url characters. Anything else is

@@ -1,6 +1,7 @@
-//! Signing keys: loaded at start, created on first start.
+//! Signing keys: loaded at start (one is created on first start), rotated by the operator, and
+//! forgotten once no token they signed can still be alive.
 
-use redb::ReadableTable;
+use redb::{ReadableTable, WriteTransaction};
 
 use crate::clock::UnixTime;
 use crate::crypto::keys::KeyPair;
@@ -9,32 +10,136 @@ use super::records::{decode, encode, SigningKeyRecord, RECORD_VERSION};
 use super::schema::SIGNING_KEYS;
 use super::{Store, StoreError};
 
+/// A stored signing key with its dates.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    /// The key.
+    pub pair: KeyPair,
+    /// When it was made.
+    pub created_at: UnixTime,
+    /// When a newer key replaced it.
+    pub retired_at: Option<UnixTime>,
+}
+
+/// Every key (oldest first), after deleting the retired ones older than `keep_for`.
+fn load(
+    tx: &WriteTransaction,
+    now: UnixTime,
+    keep_for: i64,
+) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    let mut table = tx.open_table(SIGNING_KEYS)?;
+    let mut records = Vec::new();
+    let mut expired = Vec::new();
+    for row in table.iter()? {
+        let (kid, bytes) = row?;
+        let r: SigningKeyRecord = decode("signing_keys", bytes.value())?;
+        if r.retired_at
+            .is_some_and(|t| now >= t.saturating_add(keep_for))
+        {
+            expired.push(kid.value().to_string());
+        } else {
+            records.push(r);
+        }
+    }
+    for kid in expired {
+        table.remove(kid.as_str())?;
+    }
+    records.sort_by_key(|r| r.created_at);
+    Ok(records)
+}
+
+fn insert_new(tx: &WriteTransaction, now: UnixTime) -> Result<SigningKeyRecord, StoreError> {
+    let key = KeyPair::generate();
+    let record = SigningKeyRecord {
+        v: RECORD_VERSION,
+        seed: *key.seed(),
+        created_at: now,
+        retired_at: None,
+    };
+    tx.open_table(SIGNING_KEYS)?
+        .insert(key.kid(), encode(&record)?.as_slice())?;
+    Ok(record)
+}
+
+fn stored(records: Vec<SigningKeyRecord>) -> Vec<StoredKey> {
+    records
+        .into_iter()
+        .map(|r| StoredKey {
+            pair: KeyPair::from_seed(&r.seed),
+            created_at: r.created_at,
+            retired_at: r.retired_at,
+        })
+        .collect()
+}
+
 impl Store {
-    /// Every signing key, oldest first; on an empty store, one is generated and committed first.
-    pub async fn signing_keys_or_create(&self, now: UnixTime) -> Result<Vec<KeyPair>, StoreError> {
+    /// Every signing key still in use, oldest first; on first start, one is created.
+    pub async fn signing_keys_or_create(
+        &self,
+        now: UnixTime,
+        keep_for: i64,
+    ) -> Result<Vec<StoredKey>, StoreError> {
         self.write(move |tx| {
-            let mut table = tx.open_table(SIGNING_KEYS)?;
-            let mut records = Vec::new();
-            for row in table.iter()? {
-                let (_, bytes) = row?;
-                records.push(decode::<SigningKeyRecord>("signing_keys", bytes.value())?);
+            let mut records = load(tx, now, keep_for)?;
+            if records.iter().all(|r| r.retired_at.is_some()) {
+                records.push(insert_new(tx, now)?);
             }
-            if records.is_empty() {
-                let key = KeyPair::generate();
-                let record = SigningKeyRecord {
-                    v: RECORD_VERSION,
-                    seed: *key.seed(),
-                    created_at: now,
-                };
-                table.insert(key.kid(), encode(&record)?.as_slice())?;
-                records.push(record);
-            }
-            records.sort_by_key(|r| r.created_at);
-            Ok(records
-                .iter()
-                .map(|r| KeyPair::from_seed(&r.seed))
-                .collect())
+            Ok(stored(records))
         })
         .await
+    }
+
+    /// Retire the signing key(s) in use and create a new one; returns the keys in use after.
+    pub async fn rotate_signing_key(
+        &self,
+        now: UnixTime,
+        keep_for: i64,
+    ) -> Result<Vec<StoredKey>, StoreError> {
+        self.write(move |tx| {
+            let mut records = load(tx, now, keep_for)?;
+            let mut table = tx.open_table(SIGNING_KEYS)?;
+            for r in records.iter_mut().filter(|r| r.retired_at.is_none()) {
+                r.retired_at = Some(now);
+                let kid = KeyPair::from_seed(&r.seed).kid().to_string();
+                table.insert(kid.as_str(), encode(r)?.as_slice())?;
+            }
+            drop(table);
+            records.push(insert_new(tx, now)?);
+            Ok(stored(records))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rotation_retires_then_forgets_old_keys() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&tmp.path().join("db.redb")).expect("open");
+        let first = store
+            .signing_keys_or_create(100, 900)
+            .await
+            .expect("create");
+        assert_eq!(first.len(), 1);
+        let again = store.signing_keys_or_create(200, 900).await.expect("load");
+        assert_eq!(
+            again[0].pair.kid(),
+            first[0].pair.kid(),
+            "reused, not replaced"
+        );
+        let rotated = store.rotate_signing_key(300, 900).await.expect("rotate");
+        assert_eq!(rotated.len(), 2);
+        assert_eq!(rotated[0].retired_at, Some(300));
+        assert_eq!(rotated[1].retired_at, None);
+        let later = store.signing_keys_or_create(1200, 900).await.expect("load");
+        assert_eq!(
+            later.len(),
+            1,
+            "the retired key is gone once its tokens expired"
+        );
+        assert_eq!(later[0].pair.kid(), rotated[1].pair.kid());
     }
 }

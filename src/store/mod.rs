@@ -21,6 +21,7 @@ use std::sync::Arc;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
 pub use api_keys::KeyCreateOutcome;
+pub use keys::StoredKey;
 pub use sessions::{NewSession, Rotation};
 pub use two_factor::{DisableOutcome, EnableOutcome, SetupOutcome};
 pub use users::{CreateOutcome, LoginOutcome, NewUser, SecondFactorUse};

@@ -121,8 +121,11 @@ pub struct SigningKeyRecord {
     pub v: u32,
     /// Ed25519 secret seed.
     pub seed: [u8; 32],
-    /// Creation time; the newest key signs.
+    /// Creation time; the newest key that is not retired signs.
     pub created_at: UnixTime,
+    /// When a newer key replaced it; it still verifies for a while after.
+    #[serde(default)]
+    pub retired_at: Option<UnixTime>,
 }
 
 impl std::fmt::Debug for SigningKeyRecord {
@@ -229,6 +232,7 @@ mod tests {
             v: 2,
             seed: [7; 32],
             created_at: 1,
+            retired_at: None,
         };
         let bytes = encode(&key).expect("encode");
         let err = decode::<SigningKeyRecord>("signing_keys", &bytes).expect_err("v2");
@@ -241,6 +245,7 @@ mod tests {
             v: RECORD_VERSION,
             seed: [7; 32],
             created_at: 1,
+            retired_at: None,
         };
         let back: SigningKeyRecord =
             decode("signing_keys", &encode(&key).expect("encode")).expect("decode");

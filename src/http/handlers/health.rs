@@ -14,7 +14,7 @@ pub fn jwks(state: &AppState) -> Response<Body> {
     let mut resp = json(
         StatusCode::OK,
         &JwksResponse {
-            keys: state.keys.jwks(),
+            keys: &state.keyring().jwks(state.now()),
         },
     );
     resp.headers_mut().insert(
