@@ -137,6 +137,8 @@ impl App {
             .max_buf_size(limits.max_header_bytes);
         tokio::pin!(shutdown);
         let flusher = tokio::spawn(flush_key_usage_periodically(self.state.clone()));
+        let admin_path = crate::admin::socket_path(&self.state.config);
+        let admin = tokio::spawn(crate::admin::serve(self.state.clone(), admin_path.clone()));
         loop {
             // Take a connection slot before accepting: at the cap, new clients wait in the
             // kernel's backlog instead of costing us memory.
@@ -186,6 +188,8 @@ impl App {
             );
         }
         flusher.abort();
+        admin.abort();
+        let _ = std::fs::remove_file(&admin_path);
         if let Err(e) = self.state.flush_key_usage().await {
             tracing::error!(error = %e, "could not record API key usage at shutdown");
         }

@@ -18,6 +18,9 @@ pub struct Cli {
         value_name = "FILE"
     )]
     pub config: Option<PathBuf>,
+    /// Print admin answers as JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -37,4 +40,78 @@ pub enum Command {
     },
     /// Validate the config file, print the effective settings, and exit.
     CheckConfig,
+    /// Manage accounts (on the running server, or on the database when it is stopped).
+    User {
+        /// What to do.
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Manage signing keys.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Write a consistent snapshot of the database to OUT (a new file).
+    Backup {
+        /// Where to write the backup.
+        out: PathBuf,
+    },
+    /// Fill an empty data dir from a backup; the server must be stopped.
+    Restore {
+        /// The backup to restore.
+        input: PathBuf,
+        /// Replace the database of a non-empty data dir.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Every account.
+    List,
+    /// One account.
+    Show {
+        /// Its email.
+        email: String,
+    },
+    /// Refuse the account's logins, tokens and API keys; end its sessions.
+    Disable {
+        /// Its email.
+        email: String,
+    },
+    /// Allow the account again.
+    Enable {
+        /// Its email.
+        email: String,
+    },
+    /// Set the account's plan.
+    SetPlan {
+        /// Its email.
+        email: String,
+        /// The plan.
+        plan: String,
+    },
+    /// Turn the account's two-factor authentication off.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        /// Its email.
+        email: String,
+    },
+    /// Mark the account's email as verified.
+    VerifyEmail {
+        /// Its email.
+        email: String,
+    },
+}
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// The signing keys and which one signs.
+    List,
+    /// Sign new tokens with a new key; older keys keep verifying until their tokens expire.
+    Rotate,
 }

@@ -54,6 +54,9 @@ pub enum Error {
     TwoFactorNotSetUp,
     /// 403: enrolling an authenticator needs a recent password proof.
     ReauthenticationRequired,
+    /// 403: an operator disabled the account (told only to a caller who proved the password or
+    /// holds one of its credentials).
+    AccountDisabled,
     /// 409: 2FA setup or verify while it is on.
     TwoFactorAlreadyEnabled,
     /// 409: 2FA disable while it is off.
@@ -93,7 +96,7 @@ impl Error {
             | Error::InvalidRefreshToken
             | Error::TotpRequired
             | Error::InvalidTotpCode => 401,
-            Error::ReauthenticationRequired => 403,
+            Error::ReauthenticationRequired | Error::AccountDisabled => 403,
             Error::TwoFactorAlreadyEnabled | Error::TwoFactorNotEnabled => 409,
             Error::WrongTotpCode | Error::InvalidPassword | Error::TwoFactorNotSetUp => 422,
             Error::RateLimited { .. } => 429,
@@ -128,6 +131,7 @@ impl Error {
             Error::InvalidPassword => "invalid_password",
             Error::TwoFactorNotSetUp => "2fa_not_set_up",
             Error::ReauthenticationRequired => "reauthentication_required",
+            Error::AccountDisabled => "account_disabled",
             Error::TwoFactorAlreadyEnabled => "2fa_already_enabled",
             Error::TwoFactorNotEnabled => "2fa_not_enabled",
             Error::RateLimited { .. } => "rate_limited",
@@ -165,6 +169,7 @@ impl Error {
                 "Confirm your password: send it in the body, or log in again.".into()
             }
             Error::TwoFactorAlreadyEnabled => "Two-factor authentication is already on.".into(),
+            Error::AccountDisabled => "This account is disabled.".into(),
             Error::TwoFactorNotEnabled => "Two-factor authentication is not on.".into(),
             Error::RateLimited { .. } => "Too many attempts; try again later.".into(),
             Error::SessionRequired => "This needs a session token; an API key cannot do it.".into(),
@@ -243,6 +248,7 @@ mod tests {
             (Error::InvalidCredentials, 401, "invalid_credentials"),
             (Error::InvalidRefreshToken, 401, "invalid_refresh_token"),
             (Error::TotpRequired, 401, "totp_required"),
+            (Error::AccountDisabled, 403, "account_disabled"),
             (Error::InvalidTotpCode, 401, "invalid_totp_code"),
             (Error::WrongTotpCode, 422, "invalid_totp_code"),
             (Error::InvalidPassword, 422, "invalid_password"),

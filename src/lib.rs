@@ -14,6 +14,7 @@
 //! - [`store`]: the only code that knows redb; use-case operations, each one transaction.
 //! - [`config`], [`clock`], [`telemetry`], [`shutdown`], [`cli`]: the process around it.
 
+pub mod admin;
 pub mod app;
 pub mod blocking;
 pub mod cli;

@@ -5,7 +5,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use cloudheed_auth::cli::{Cli, Command};
+use cloudheed_auth::cli::{Cli, Command, KeysAction, UserAction};
+use cloudheed_auth::service::admin::AdminCommand;
 use cloudheed_auth::{App, Config, StartupError};
 
 fn main() -> ExitCode {
@@ -21,10 +22,43 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command {
+    let json = cli.json;
+    let cmd = match cli.command {
+        Command::User { action } => match action {
+            UserAction::List => AdminCommand::UserList,
+            UserAction::Show { email } => AdminCommand::UserShow { email },
+            UserAction::Disable { email } => AdminCommand::UserDisable { email },
+            UserAction::Enable { email } => AdminCommand::UserEnable { email },
+            UserAction::SetPlan { email, plan } => AdminCommand::UserSetPlan { email, plan },
+            UserAction::Reset2fa { email } => AdminCommand::UserReset2fa { email },
+            UserAction::VerifyEmail { email } => AdminCommand::UserVerifyEmail { email },
+        },
+        Command::Keys { action } => match action {
+            KeysAction::List => AdminCommand::KeysList,
+            KeysAction::Rotate => AdminCommand::KeysRotate,
+        },
+        Command::Backup { out } => match std::path::absolute(&out) {
+            Ok(path) => AdminCommand::Backup {
+                path: path.display().to_string(),
+            },
+            Err(e) => return fail(&format!("{}: {e}", out.display())),
+        },
+        Command::Restore { input, force } => {
+            return match cloudheed_auth::admin::restore(&config, &input, force) {
+                Ok(()) => {
+                    println!(
+                        "restored {} into {}",
+                        input.display(),
+                        config.data_dir.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            };
+        }
         Command::CheckConfig => {
             print!("configuration is valid\n{}", config.summary());
-            ExitCode::SUCCESS
+            return ExitCode::SUCCESS;
         }
         Command::Serve { listen, data_dir } => {
             if let Some(l) = listen {
@@ -35,7 +69,7 @@ fn main() -> ExitCode {
             }
             let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
             cloudheed_auth::telemetry::init(config.log_format, &filter);
-            match serve(config) {
+            return match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -45,9 +79,26 @@ fn main() -> ExitCode {
                         _ => 1,
                     })
                 }
-            }
+            };
         }
+    };
+    match cloudheed_auth::admin::run(&config, cmd) {
+        Ok(v) if json => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            print!("{}", cloudheed_auth::admin::render(&v));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
     }
+}
+
+/// A one-line reason on stderr and exit code 1.
+fn fail(reason: &str) -> ExitCode {
+    eprintln!("cloudheed-auth: {reason}");
+    ExitCode::from(1)
 }
 
 fn serve(config: Config) -> Result<(), StartupError> {

@@ -111,6 +111,9 @@ pub async fn login(
         tracing::info!("login failed: invalid credentials");
         return Err(Error::InvalidCredentials);
     };
+    if record.disabled {
+        return Err(Error::AccountDisabled);
+    }
     let second_factor = if record.two_factor_enabled {
         match second_factor(state, &record, totp_code).await {
             // A right password still waiting for its code is not a failure.

@@ -26,10 +26,23 @@ async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, 
             Error::Unauthorized
         })?;
     let Some((session, user)) = state.store.session_with_user(claims.sid, now).await? else {
-        return Err(Error::Unauthorized);
+        // Disabling ends every session; the holder of a token learns why it stopped working.
+        let disabled = state
+            .store
+            .user_by_id(claims.sub)
+            .await?
+            .is_some_and(|u| u.disabled);
+        return Err(if disabled {
+            Error::AccountDisabled
+        } else {
+            Error::Unauthorized
+        });
     };
     if session.user_id != claims.sub {
         return Err(Error::Unauthorized);
+    }
+    if user.disabled {
+        return Err(Error::AccountDisabled);
     }
     Ok(Principal {
         user: User::from(&user),
@@ -50,6 +63,9 @@ async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, Erro
     let Some((key, user)) = state.store.api_key_with_user(hash, now).await? else {
         return Err(Error::Unauthorized);
     };
+    if user.disabled {
+        return Err(Error::AccountDisabled);
+    }
     state.note_key_use(hash);
     Ok(Principal {
         user: User::from(&user),

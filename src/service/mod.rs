@@ -2,6 +2,7 @@
 //! of hyper; talks to the store only through its use-case operations.
 
 pub mod accounts;
+pub mod admin;
 pub mod api_keys;
 pub mod credentials;
 pub mod health;

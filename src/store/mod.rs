@@ -5,6 +5,7 @@
 //! Durability is redb's default (`Immediate`): when an operation returns `Ok`, its commit is on
 //! disk, so a 2xx sent after it survives a crash.
 
+mod admin;
 mod api_keys;
 mod keys;
 pub mod records;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
+pub use admin::UserChange;
 pub use api_keys::KeyCreateOutcome;
 pub use keys::StoredKey;
 pub use sessions::{NewSession, Rotation};
@@ -91,7 +93,7 @@ fn newest_first<T, K: Ord>(mut items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
 
 /// Whether a write transaction changed anything and so must be committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Changed {
+pub(crate) enum Changed {
     Yes,
     No,
 }

@@ -1,0 +1,186 @@
+//! Operator commands (the admin CLI), executed against a running server over its admin socket,
+//! or directly against the database when the server is stopped. Both paths run `execute`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::clock::rfc3339;
+use crate::domain::types::Email;
+use crate::state::AppState;
+use crate::store::records::UserRecord;
+use crate::store::UserChange;
+
+/// One operator command, as sent over the admin socket (one JSON line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum AdminCommand {
+    /// Every account.
+    UserList,
+    /// One account with its sessions and keys.
+    UserShow {
+        /// The account's email.
+        email: String,
+    },
+    /// Disable an account: logins, tokens and keys are refused; sessions end.
+    UserDisable {
+        /// The account's email.
+        email: String,
+    },
+    /// Enable an account again.
+    UserEnable {
+        /// The account's email.
+        email: String,
+    },
+    /// Set an account's plan.
+    UserSetPlan {
+        /// The account's email.
+        email: String,
+        /// The new plan.
+        plan: String,
+    },
+    /// Turn an account's two-factor authentication off.
+    UserReset2fa {
+        /// The account's email.
+        email: String,
+    },
+    /// Mark an account's email verified.
+    UserVerifyEmail {
+        /// The account's email.
+        email: String,
+    },
+    /// The signing keys.
+    KeysList,
+    /// Sign new tokens with a new key.
+    KeysRotate,
+    /// Write a consistent snapshot of the database to `path` (absolute, must not exist).
+    Backup {
+        /// Where to write it.
+        path: String,
+    },
+}
+
+fn user_json(u: &UserRecord) -> Value {
+    json!({
+        "id": u.id,
+        "email": u.email,
+        "name": u.name,
+        "plan": u.plan,
+        "two_factor_enabled": u.two_factor_enabled,
+        "disabled": u.disabled,
+        "email_verified_at": u.email_verified_at.map(rfc3339),
+        "created_at": rfc3339(u.created_at),
+    })
+}
+
+async fn find(state: &AppState, email: &str) -> Result<UserRecord, String> {
+    let key = Email::parse(email)
+        .map_err(|_| format!("{email:?} is not an email address"))?
+        .key();
+    state
+        .store
+        .user_by_email(key)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no account with email {email}"))
+}
+
+/// Run `cmd`; the answer is JSON for `--json`, and the CLI renders it as a table otherwise.
+pub async fn execute(state: &AppState, cmd: AdminCommand) -> Result<Value, String> {
+    let change = |email: &String, change: UserChange| (email.clone(), change);
+    let user_change = match &cmd {
+        AdminCommand::UserDisable { email } => Some(change(email, UserChange::Disable)),
+        AdminCommand::UserEnable { email } => Some(change(email, UserChange::Enable)),
+        AdminCommand::UserSetPlan { email, plan } => {
+            if plan.trim().is_empty() || plan.len() > 64 {
+                return Err("a plan is 1 to 64 characters".into());
+            }
+            Some(change(email, UserChange::SetPlan(plan.trim().to_string())))
+        }
+        AdminCommand::UserReset2fa { email } => Some(change(email, UserChange::ResetTwoFactor)),
+        AdminCommand::UserVerifyEmail { email } => {
+            Some(change(email, UserChange::VerifyEmail(state.now())))
+        }
+        _ => None,
+    };
+    if let Some((email, change)) = user_change {
+        let user = find(state, &email).await?;
+        let after = state
+            .store
+            .change_user(user.id, change.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(user_id = %after.id, change = ?change, "account changed by an operator");
+        return Ok(user_json(&after));
+    }
+    match cmd {
+        AdminCommand::UserList => {
+            let users = state.store.list_users().await.map_err(|e| e.to_string())?;
+            Ok(Value::Array(users.iter().map(user_json).collect()))
+        }
+        AdminCommand::UserShow { email } => {
+            let user = find(state, &email).await?;
+            let now = state.now();
+            let sessions = state
+                .store
+                .list_sessions(user.id.clone(), now)
+                .await
+                .map_err(|e| e.to_string())?;
+            let keys = state
+                .store
+                .list_api_keys(user.id.clone(), now)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut v = user_json(&user);
+            v["company"] = json!(user.company);
+            v["sessions"] = json!(sessions.len());
+            v["api_keys"] = json!(keys.len());
+            Ok(v)
+        }
+        AdminCommand::KeysList => Ok(keys_json(state).await?),
+        AdminCommand::KeysRotate => {
+            let stored = state
+                .store
+                .rotate_signing_key(state.now(), state.key_keep_for())
+                .await
+                .map_err(|e| e.to_string())?;
+            state.set_keys(stored).map_err(|e| e.to_string())?;
+            tracing::info!(kid = %state.keyring().active().kid(), "signing key rotated by an operator");
+            Ok(keys_json(state).await?)
+        }
+        AdminCommand::Backup { path } => {
+            let path = std::path::PathBuf::from(path);
+            if !path.is_absolute() {
+                return Err("the backup path must be absolute".into());
+            }
+            state
+                .store
+                .backup_to(path.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({"backup": path.display().to_string()}))
+        }
+        _ => Err("unreachable command".into()),
+    }
+}
+
+async fn keys_json(state: &AppState) -> Result<Value, String> {
+    let stored = state
+        .store
+        .signing_keys_or_create(state.now(), state.key_keep_for())
+        .await
+        .map_err(|e| e.to_string())?;
+    let active = state.keyring().active().kid().to_string();
+    Ok(Value::Array(
+        stored
+            .iter()
+            .map(|k| {
+                json!({
+                    "kid": k.pair.kid(),
+                    "created_at": rfc3339(k.created_at),
+                    "retired_at": k.retired_at.map(rfc3339),
+                    "signing": k.pair.kid() == active,
+                })
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,177 @@
+//! Operator use cases on the store: list and change accounts, and a consistent backup.
+
+use std::path::Path;
+
+use redb::{
+    Database, MultimapTableDefinition, ReadOnlyMultimapTable, ReadOnlyTable, ReadTransaction,
+    ReadableDatabase, ReadableMultimapTable, ReadableTable, TableDefinition, WriteTransaction,
+};
+
+use crate::clock::UnixTime;
+
+use super::records::{decode, UserRecord};
+use super::schema;
+use super::sessions::delete_sessions_where;
+use super::users::{get_user, put_user};
+use super::{Changed, Store, StoreError};
+
+/// A change an operator makes to an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserChange {
+    /// Refuse logins, tokens and keys; ends every session.
+    Disable,
+    /// Allow logins and keys again (ended sessions stay ended).
+    Enable,
+    /// Set the plan.
+    SetPlan(String),
+    /// Turn two-factor authentication off (lost authenticator and backup codes).
+    ResetTwoFactor,
+    /// Mark the email verified now.
+    VerifyEmail(UnixTime),
+}
+
+impl Store {
+    /// Every account, oldest first.
+    pub async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.read(|tx| {
+            let mut out: Vec<UserRecord> = Vec::new();
+            for row in tx.open_table(schema::USERS)?.iter()? {
+                let (_, bytes) = row?;
+                out.push(decode("users", bytes.value())?);
+            }
+            out.sort_by(|a, b| {
+                a.created_at
+                    .cmp(&b.created_at)
+                    .then_with(|| a.email.cmp(&b.email))
+            });
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Apply `change` to the account `user_id`; returns the account after it.
+    pub async fn change_user(
+        &self,
+        user_id: String,
+        change: UserChange,
+    ) -> Result<UserRecord, StoreError> {
+        self.write_if_changed(move |tx| {
+            let mut user = get_user(tx, &user_id)?;
+            let before = format!(
+                "{:?}",
+                (
+                    &user.plan,
+                    user.disabled,
+                    user.two_factor_enabled,
+                    user.email_verified_at
+                )
+            );
+            match change {
+                UserChange::Disable => {
+                    user.disabled = true;
+                    delete_sessions_where(tx, &user_id, |_| true)?;
+                }
+                UserChange::Enable => user.disabled = false,
+                UserChange::SetPlan(plan) => user.plan = plan,
+                UserChange::ResetTwoFactor => {
+                    user.two_factor_enabled = false;
+                    user.totp_secret = None;
+                    user.totp_pending = None;
+                    user.totp_last_step = None;
+                    user.backup_salt = None;
+                    user.backup_codes.clear();
+                }
+                UserChange::VerifyEmail(now) => {
+                    user.email_verified_at.get_or_insert(now);
+                }
+            }
+            let after = format!(
+                "{:?}",
+                (
+                    &user.plan,
+                    user.disabled,
+                    user.two_factor_enabled,
+                    user.email_verified_at
+                )
+            );
+            let changed = if before == after {
+                Changed::No
+            } else {
+                Changed::Yes
+            };
+            if changed == Changed::Yes {
+                put_user(tx, &user)?;
+            }
+            Ok((user, changed))
+        })
+        .await
+    }
+
+    /// Write every table, as of one instant, into a new database at `out` (which must not
+    /// exist), then check that it opens.
+    pub async fn backup_to(&self, out: std::path::PathBuf) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        crate::blocking::run(move || {
+            let snapshot = db.begin_read()?;
+            copy_all(&snapshot, &out)?;
+            drop(snapshot);
+            Store::open(&out).map(drop)
+        })
+        .await
+        .map_err(|_| StoreError::Cancelled)?
+    }
+}
+
+fn copy_all(src: &ReadTransaction, out: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| StoreError::Setup(format!("cannot create {}: {e}", out.display())))?;
+    let dst = Database::create(out)?;
+    let tx = dst.begin_write()?;
+    copy(src, &tx, schema::META)?;
+    copy(src, &tx, schema::USERS)?;
+    copy(src, &tx, schema::USERS_BY_EMAIL)?;
+    copy(src, &tx, schema::SESSIONS)?;
+    copy_multi(src, &tx, schema::SESSIONS_BY_USER)?;
+    copy(src, &tx, schema::REFRESH_TOKENS)?;
+    copy(src, &tx, schema::SIGNING_KEYS)?;
+    copy(src, &tx, schema::API_KEYS)?;
+    copy(src, &tx, schema::API_KEYS_BY_ID)?;
+    copy_multi(src, &tx, schema::API_KEYS_BY_USER)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn copy<K: redb::Key + 'static, V: redb::Value + 'static>(
+    src: &ReadTransaction,
+    dst: &WriteTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<(), StoreError> {
+    let from: ReadOnlyTable<K, V> = src.open_table(def)?;
+    let mut to = dst.open_table(def)?;
+    for row in from.iter()? {
+        let (k, v) = row?;
+        to.insert(k.value(), v.value())?;
+    }
+    Ok(())
+}
+
+fn copy_multi<K: redb::Key + 'static, V: redb::Key + 'static>(
+    src: &ReadTransaction,
+    dst: &WriteTransaction,
+    def: MultimapTableDefinition<K, V>,
+) -> Result<(), StoreError> {
+    let from: ReadOnlyMultimapTable<K, V> = src.open_multimap_table(def)?;
+    let mut to = dst.open_multimap_table(def)?;
+    for row in from.iter()? {
+        let (k, values) = row?;
+        for v in values {
+            to.insert(k.value(), v?.value())?;
+        }
+    }
+    Ok(())
+}
