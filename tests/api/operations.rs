@@ -81,3 +81,48 @@ async fn the_openapi_document_describes_every_route_served() {
         assert_ne!(live.status, 404, "{method} {path} is served");
     }
 }
+
+/// Send one admin command to the test server's socket.
+fn admin(app: &TestApp, cmd: serde_json::Value) -> serde_json::Value {
+    use std::io::{BufRead, BufReader, Write};
+    let path = app.db_path().parent().expect("data dir").join("admin.sock");
+    let mut s = std::os::unix::net::UnixStream::connect(path).expect("admin socket");
+    s.write_all(format!("{cmd}\n").as_bytes()).expect("write");
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).expect("read");
+    serde_json::from_str(&line).expect("json")
+}
+
+// Multi-threaded: the admin helper blocks its thread while the server answers on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_leaves_the_jwks_once_its_tokens_have_expired() {
+    let app = TestApp::spawn().await;
+    let t = app.register("rotate@example.com").await;
+    let before = app.get("/.well-known/jwks.json", None).await.json()["keys"]
+        .as_array()
+        .expect("keys")
+        .len();
+    assert_eq!(before, 1);
+    let rotated = admin(&app, json!({"cmd": "keys_rotate"}));
+    assert_eq!(rotated["ok"], true, "{rotated}");
+    let jwks = app.get("/.well-known/jwks.json", None).await.json();
+    assert_eq!(
+        jwks["keys"].as_array().expect("keys").len(),
+        2,
+        "both while old tokens live"
+    );
+    assert_eq!(
+        app.me(&t.token).await.status,
+        200,
+        "a token signed by the old key still works"
+    );
+    app.clock.advance(900 + 60);
+    let jwks = app.get("/.well-known/jwks.json", None).await.json();
+    assert_eq!(
+        jwks["keys"].as_array().expect("keys").len(),
+        1,
+        "dropped once nothing it signed can be alive"
+    );
+    let bad = admin(&app, json!({"cmd": "no_such_command"}));
+    assert_eq!(bad["ok"], false);
+}
