@@ -73,14 +73,7 @@ impl Store {
                 }
                 UserChange::Enable => user.disabled = false,
                 UserChange::SetPlan(plan) => user.plan = plan,
-                UserChange::ResetTwoFactor => {
-                    user.two_factor_enabled = false;
-                    user.totp_secret = None;
-                    user.totp_pending = None;
-                    user.totp_last_step = None;
-                    user.backup_salt = None;
-                    user.backup_codes.clear();
-                }
+                UserChange::ResetTwoFactor => user.clear_two_factor(),
                 UserChange::VerifyEmail(now) => {
                     user.email_verified_at.get_or_insert(now);
                 }

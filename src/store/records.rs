@@ -60,6 +60,18 @@ pub struct UserRecord {
     pub backup_codes: Vec<([u8; 32], bool)>,
 }
 
+impl UserRecord {
+    /// Turn two-factor authentication off and forget its secret and backup codes.
+    pub fn clear_two_factor(&mut self) {
+        self.two_factor_enabled = false;
+        self.totp_secret = None;
+        self.totp_pending = None;
+        self.totp_last_step = None;
+        self.backup_salt = None;
+        self.backup_codes.clear();
+    }
+}
+
 /// One session and its refresh-token lineage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionRecord {

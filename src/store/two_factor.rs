@@ -104,12 +104,7 @@ impl Store {
             if !spend(&mut user, &used) {
                 return Ok((DisableOutcome::CodeSpent, Changed::No));
             }
-            user.two_factor_enabled = false;
-            user.totp_secret = None;
-            user.totp_pending = None;
-            user.totp_last_step = None;
-            user.backup_salt = None;
-            user.backup_codes.clear();
+            user.clear_two_factor();
             put_user(tx, &user)?;
             Ok((DisableOutcome::Disabled, Changed::Yes))
         })

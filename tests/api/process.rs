@@ -79,6 +79,21 @@ struct Server {
 }
 
 fn start(cwd: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+    start_with(cwd, args, envs, |line| {
+        line.split("addr=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_string)
+    })
+}
+
+/// Spawn the server and wait until `announced` finds its address in a log line.
+fn start_with(
+    cwd: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    announced: impl Fn(&str) -> Option<String>,
+) -> Server {
     let mut child = Command::new(BIN)
         .args(args)
         .current_dir(cwd)
@@ -101,8 +116,7 @@ fn start(cwd: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Server 
     while Instant::now() < deadline {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(line) => {
-                if let Some(rest) = line.split("addr=").nth(1) {
-                    let addr = rest.split_whitespace().next().expect("addr").to_string();
+                if let Some(addr) = announced(&line) {
                     return Server {
                         child,
                         addr,
@@ -837,42 +851,14 @@ fn json_logs_are_one_object_per_line_with_the_request_fields() {
     assert!(!log.contains(&token) && !log.contains("json-log-password"));
 }
 
-/// `start` for JSON logs: the announced address is in the `addr` field of a JSON line.
+/// `start` for JSON logs: the announced address is in the `addr` field of a JSON line, and every
+/// line must be JSON.
 fn start_json(cwd: &std::path::Path, args: &[&str]) -> Server {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("CLOUDHEED_AUTH_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            let v: Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-            if let Some(addr) = v["addr"].as_str() {
-                return Server {
-                    child,
-                    addr: addr.to_string(),
-                    log: rx,
-                };
-            }
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("server did not announce its address");
+    start_with(cwd, args, &[], |line| {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        v["addr"].as_str().map(str::to_string)
+    })
 }
 
 /// Run the admin CLI with `config`; returns (exit code, stdout, stderr).
