@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use crate::config::Config;
 use crate::service::admin::{execute, AdminCommand};
 use crate::state::AppState;
-use crate::store::{Store, StoreError};
+use crate::store::{check_backup, StoreError};
 
 /// File name of the socket inside the data dir.
 pub const SOCKET: &str = "admin.sock";
@@ -42,10 +42,27 @@ pub async fn serve(state: Arc<AppState>, path: PathBuf) {
         tracing::error!(error = %e, "cannot restrict the admin socket; closing it");
         return;
     }
+    // The data dir (0700) belongs to the server's user: only it, or root, may administer.
+    let owner = path
+        .parent()
+        .and_then(|d| std::fs::metadata(d).ok())
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin socket accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
+        let allowed = stream
+            .peer_cred()
+            .is_ok_and(|c| c.uid() == 0 || Some(c.uid()) == owner);
+        if !allowed {
+            tracing::warn!("admin socket: connection from another user refused");
+            continue;
+        }
         let state = state.clone();
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
@@ -54,6 +71,10 @@ pub async fn serve(state: Arc<AppState>, path: PathBuf) {
                 tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_LINE));
             let read =
                 tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await;
+            if line.trim() == SNAPSHOT {
+                send_snapshot(&state, &mut write).await;
+                return;
+            }
             let answer = match read {
                 Ok(Ok(_)) => match serde_json::from_str::<AdminCommand>(&line) {
                     Ok(cmd) => match execute(&state, cmd).await {
@@ -64,9 +85,110 @@ pub async fn serve(state: Arc<AppState>, path: PathBuf) {
                 },
                 _ => json!({"ok": false, "error": "no command received"}),
             };
-            let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
+            let reply = format!("{answer}\n");
+            let _ =
+                tokio::time::timeout(Duration::from_secs(30), write.write_all(reply.as_bytes()))
+                    .await;
         });
     }
+}
+
+/// The request for a backup over the socket: the server writes a snapshot inside its data dir
+/// (the only place a sandboxed service may write), streams it, and deletes it; the CLI writes
+/// the file where the operator asked.
+const SNAPSHOT: &str = "snapshot";
+
+async fn send_snapshot(state: &AppState, write: &mut tokio::net::unix::OwnedWriteHalf) {
+    let tmp = state
+        .config
+        .data_dir
+        .join(format!("snapshot-{}.redb", crate::crypto::random::id("")));
+    let result = state.store.backup_to(tmp.clone()).await;
+    let header = match &result {
+        Ok(()) => match std::fs::metadata(&tmp) {
+            Ok(m) => json!({"ok": true, "result": {"bytes": m.len()}}),
+            Err(e) => json!({"ok": false, "error": e.to_string()}),
+        },
+        Err(e) => json!({"ok": false, "error": e.to_string()}),
+    };
+    let ok = header["ok"] == true;
+    let sent = async {
+        write.write_all(format!("{header}\n").as_bytes()).await?;
+        if ok {
+            let mut file = tokio::fs::File::open(&tmp).await?;
+            tokio::io::copy(&mut file, write).await?;
+        }
+        write.flush().await
+    };
+    if let Err(e) = tokio::time::timeout(Duration::from_secs(600), sent)
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client too slow",
+            ))
+        })
+    {
+        tracing::warn!(error = %e, "backup over the admin socket failed");
+    }
+    let _ = std::fs::remove_file(&tmp);
+}
+
+/// A backup for the CLI: streamed from the running server, or written from the database.
+/// The file appears at `out` only once complete and checked.
+pub fn backup(config: &Config, out: &Path) -> Result<Value, String> {
+    if out.exists() {
+        return Err(format!("{} already exists", out.display()));
+    }
+    let Ok(mut stream) = UnixStream::connect(socket_path(config)) else {
+        let out = std::path::absolute(out).map_err(|e| e.to_string())?;
+        return offline(
+            config,
+            AdminCommand::Backup {
+                path: out.display().to_string(),
+            },
+        );
+    };
+    let io = |e: std::io::Error| format!("backup: {e}");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(600)))
+        .map_err(io)?;
+    stream
+        .write_all(format!("{SNAPSHOT}\n").as_bytes())
+        .map_err(io)?;
+    let mut reader = BufReader::new(stream);
+    let mut header = String::new();
+    reader.read_line(&mut header).map_err(io)?;
+    let header: Value =
+        serde_json::from_str(&header).map_err(|_| "the server gave no answer".to_string())?;
+    if header["ok"] != true {
+        return Err(header["error"].as_str().unwrap_or("failed").to_string());
+    }
+    let bytes = header["result"]["bytes"]
+        .as_u64()
+        .ok_or("the server gave no size")?;
+    let partial = out.with_extension("partial");
+    let written = (|| {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(io)?;
+        let copied =
+            std::io::copy(&mut std::io::Read::take(&mut reader, bytes), &mut file).map_err(io)?;
+        if copied != bytes {
+            return Err("the backup was cut short".to_string());
+        }
+        file.sync_all().map_err(io)?;
+        check_backup(&partial).map_err(|e| format!("the backup does not open: {e}"))?;
+        std::fs::rename(&partial, out).map_err(io)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written.map(|()| json!({"backup": out.display().to_string(), "bytes": bytes}))
 }
 
 /// Run `cmd` for the CLI: on the running server if there is one, else on the database directly.
@@ -121,11 +243,13 @@ fn offline(config: &Config, cmd: AdminCommand) -> Result<Value, String> {
 }
 
 /// Fill an empty data dir from a backup (any non-empty one with `force`). Refused while a
-/// server runs on the data dir.
+/// server (or anything else) holds the data dir's database: its lock is held across the swap.
 pub fn restore(config: &Config, backup: &Path, force: bool) -> Result<(), String> {
     if UnixStream::connect(socket_path(config)).is_ok() {
         return Err("a server is running on this data dir; stop it first".into());
     }
+    check_backup(backup)
+        .map_err(|e| format!("{} is not a usable backup: {e}", backup.display()))?;
     let dir = &config.data_dir;
     let non_empty = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
     if non_empty && !force {
@@ -134,8 +258,6 @@ pub fn restore(config: &Config, backup: &Path, force: bool) -> Result<(), String
             dir.display()
         ));
     }
-    let staging = dir.join("cloudheed-auth.redb.restoring");
-    let _ = std::fs::remove_file(&staging);
     {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -144,16 +266,41 @@ pub fn restore(config: &Config, backup: &Path, force: bool) -> Result<(), String
             .create(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    std::fs::copy(backup, &staging)
-        .map_err(|e| format!("cannot read {}: {e}", backup.display()))?;
-    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| e.to_string())?;
-    // Opening checks that it is a database of ours, of a schema this build reads.
-    if let Err(e) = Store::open(&staging) {
+    // Hold the current database's lock, if there is one, so no server can start on it meanwhile.
+    let held = if config.db_path().exists() {
+        Some(
+            redb::Database::open(config.db_path())
+                .map_err(|e| format!("the current database is in use: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let staging = dir.join("cloudheed-auth.redb.restoring");
+    let result = (|| {
         let _ = std::fs::remove_file(&staging);
-        return Err(format!("{} is not a usable backup: {e}", backup.display()));
+        std::fs::copy(backup, &staging)
+            .map_err(|e| format!("cannot read {}: {e}", backup.display()))?;
+        std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
+        // The service user (e.g. systemd's DynamicUser) must own what it will open.
+        if let Ok(meta) = std::fs::metadata(dir) {
+            use std::os::unix::fs::MetadataExt;
+            let _ = std::os::unix::fs::chown(&staging, Some(meta.uid()), Some(meta.gid()));
+        }
+        std::fs::File::open(&staging)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| e.to_string())?;
+        check_backup(&staging).map_err(|e| format!("the copy does not open: {e}"))?;
+        std::fs::rename(&staging, config.db_path()).map_err(|e| e.to_string())?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| e.to_string())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&staging);
     }
-    std::fs::rename(&staging, config.db_path()).map_err(|e| e.to_string())
+    drop(held);
+    result
 }
 
 /// Render an answer for people: a table for a list of records, `key: value` lines for one.

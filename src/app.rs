@@ -110,6 +110,7 @@ impl App {
             key_usage: Default::default(),
             limits,
             metrics: Default::default(),
+            rotation: Default::default(),
             account_lock: Default::default(),
         };
         Ok(App {

@@ -37,12 +37,19 @@ fn main() -> ExitCode {
             KeysAction::List => AdminCommand::KeysList,
             KeysAction::Rotate => AdminCommand::KeysRotate,
         },
-        Command::Backup { out } => match std::path::absolute(&out) {
-            Ok(path) => AdminCommand::Backup {
-                path: path.display().to_string(),
-            },
-            Err(e) => return fail(&format!("{}: {e}", out.display())),
-        },
+        Command::Backup { out } => {
+            return match cloudheed_auth::admin::backup(&config, &out) {
+                Ok(v) if json => {
+                    println!("{v}");
+                    ExitCode::SUCCESS
+                }
+                Ok(v) => {
+                    print!("{}", cloudheed_auth::admin::render(&v));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            };
+        }
         Command::Restore { input, force } => {
             return match cloudheed_auth::admin::restore(&config, &input, force) {
                 Ok(()) => {

@@ -37,6 +37,8 @@ pub struct AppState {
     pub key_usage: std::sync::Mutex<HashMap<[u8; 32], UnixTime>>,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// Serialises key rotations, so the keyring installed is always the one last stored.
+    pub rotation: tokio::sync::Mutex<()>,
     /// Per-address token buckets.
     pub limits: crate::service::rate_limit::RateLimiter,
     /// Runs of unsuccessful authentication attempts per account.

@@ -140,6 +140,7 @@ pub async fn login(
     {
         LoginOutcome::Started => {}
         LoginOutcome::SecondFactorSpent => return Err(Error::InvalidTotpCode),
+        LoginOutcome::Disabled => return Err(Error::AccountDisabled),
         LoginOutcome::TotpRequired => {
             state.account_lock.undo(&record.id);
             return Err(Error::TotpRequired);

@@ -138,6 +138,7 @@ pub async fn execute(state: &AppState, cmd: AdminCommand) -> Result<Value, Strin
         }
         AdminCommand::KeysList => Ok(keys_json(state).await?),
         AdminCommand::KeysRotate => {
+            let _one_at_a_time = state.rotation.lock().await;
             let stored = state
                 .store
                 .rotate_signing_key(state.now(), state.key_keep_for())

@@ -101,18 +101,94 @@ impl Store {
     }
 
     /// Write every table, as of one instant, into a new database at `out` (which must not
-    /// exist), then check that it opens.
+    /// exist). It is written beside `out` first and renamed only once complete and checked, so
+    /// a failed backup leaves nothing that looks like one.
     pub async fn backup_to(&self, out: std::path::PathBuf) -> Result<(), StoreError> {
         let db = self.db.clone();
         crate::blocking::run(move || {
-            let snapshot = db.begin_read()?;
-            copy_all(&snapshot, &out)?;
-            drop(snapshot);
-            Store::open(&out).map(drop)
+            if out.exists() {
+                return Err(StoreError::Setup(format!(
+                    "{} already exists",
+                    out.display()
+                )));
+            }
+            let partial = out.with_extension("partial");
+            let result = (|| {
+                let snapshot = db.begin_read()?;
+                copy_all(&snapshot, &partial)?;
+                check_backup(&partial)?;
+                let expected = table_sizes(&snapshot)?;
+                let written = table_sizes(&Database::open(&partial)?.begin_read()?)?;
+                if expected != written {
+                    return Err(StoreError::Corrupt(
+                        "the backup does not hold every table".into(),
+                    ));
+                }
+                std::fs::rename(&partial, &out)
+                    .map_err(|e| StoreError::Setup(format!("cannot write {}: {e}", out.display())))
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            result
         })
         .await
         .map_err(|_| StoreError::Cancelled)?
     }
+}
+
+/// Every table's name and row count: a backup must match its source exactly.
+fn table_sizes(tx: &ReadTransaction) -> Result<Vec<(String, u64)>, StoreError> {
+    use redb::{MultimapTableHandle, ReadableTableMetadata, TableHandle};
+    let mut out = Vec::new();
+    for t in tx.list_tables()? {
+        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(t.name());
+        let len = tx
+            .open_untyped_table(def)
+            .map(|t| t.len())
+            .unwrap_or(Ok(0))?;
+        out.push((t.name().to_string(), len));
+    }
+    for t in tx.list_multimap_tables()? {
+        out.push((format!("multimap {}", t.name()), 0));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Check that `path` is an existing cloudheed-auth database this build can read, with a
+/// schema and at least one signing key, without creating or changing anything.
+pub fn check_backup(path: &Path) -> Result<(), StoreError> {
+    let db = Database::open(path)?;
+    let tx = db.begin_read()?;
+    let version = match tx.open_table(schema::META) {
+        Ok(meta) => meta.get("schema_version")?.map(|v| v.value()),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    match version {
+        None => return Err(StoreError::Setup("not a cloudheed-auth database".into())),
+        Some(v) if v > schema::SCHEMA_VERSION => {
+            return Err(StoreError::SchemaTooNew {
+                found: v,
+                supported: schema::SCHEMA_VERSION,
+            })
+        }
+        Some(_) => {}
+    }
+    let keys = match tx.open_table(schema::SIGNING_KEYS) {
+        Ok(t) => {
+            use redb::ReadableTableMetadata;
+            t.len()?
+        }
+        Err(_) => 0,
+    };
+    if keys == 0 {
+        return Err(StoreError::Setup(
+            "the database holds no signing key".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn copy_all(src: &ReadTransaction, out: &Path) -> Result<(), StoreError> {

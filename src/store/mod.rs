@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
-pub use admin::UserChange;
+pub use admin::{check_backup, UserChange};
 pub use api_keys::KeyCreateOutcome;
 pub use keys::StoredKey;
 pub use sessions::{NewSession, Rotation};

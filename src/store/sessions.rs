@@ -203,6 +203,11 @@ impl Store {
                 delete_session(tx, &s)?;
                 return Ok((Rotation::Unknown, Changed::Yes));
             }
+            // A session that outlived a disable (a login racing it) ends here.
+            if super::users::get_user(tx, &s.user_id)?.disabled {
+                delete_session(tx, &s)?;
+                return Ok((Rotation::Unknown, Changed::Yes));
+            }
             if s.current_hash != presented {
                 let last = s.previous_hashes.last() == Some(&presented);
                 if last && grace_secs > 0 && now - s.rotated_at <= grace_secs {

@@ -120,6 +120,10 @@ impl Store {
     ) -> Result<LoginOutcome, StoreError> {
         self.write_if_changed(move |tx| {
             let mut user = get_user(tx, &session.user_id)?;
+            // An operator may have disabled the account while this login was hashing.
+            if user.disabled {
+                return Ok((LoginOutcome::Disabled, Changed::No));
+            }
             match &second_factor {
                 // 2FA went on after this login read the account: it must not slip through.
                 None if user.two_factor_enabled => {
@@ -196,6 +200,8 @@ pub enum LoginOutcome {
     SecondFactorSpent,
     /// Two-factor authentication was turned on meanwhile and no code was given.
     TotpRequired,
+    /// The account was disabled meanwhile.
+    Disabled,
 }
 
 /// The user with this id; a dangling reference to a missing user is damage.

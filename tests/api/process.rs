@@ -949,6 +949,19 @@ fn the_admin_cli_manages_a_running_server() {
         http(&server.addr, "POST", "/v1/auth/login", None, Some(&wrong)).0,
         401
     );
+    let refresh = json!({"refresh_token": reg["refresh_token"]});
+    assert_eq!(
+        http(
+            &server.addr,
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(&refresh)
+        )
+        .0,
+        401,
+        "its session ended"
+    );
     // Enable: login and keys work again; ended sessions stay ended.
     assert_eq!(
         admin_json(&cfg, &["user", "enable", "ops@example.com"])["disabled"],
@@ -977,9 +990,44 @@ fn the_admin_cli_manages_a_running_server() {
     let (_, me) = http(&server.addr, "GET", "/v1/auth/me", Some(&token), None);
     assert_eq!(me["plan"], "pro");
     assert!(me["email_verified_at"].is_string());
+    // reset-2fa on an account that has it: afterwards the password alone logs in.
+    let (_, setup) = http(
+        &server.addr,
+        "POST",
+        "/v1/auth/2fa/setup",
+        Some(&token),
+        Some(&json!({})),
+    );
+    let secret = setup["secret"].as_str().expect("secret").to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let code = json!({"code": crate::helpers::totp_at(&secret, now)});
+    assert_eq!(
+        http(
+            &server.addr,
+            "POST",
+            "/v1/auth/2fa/verify",
+            Some(&token),
+            Some(&code)
+        )
+        .0,
+        200
+    );
+    let (status, v) = http(&server.addr, "POST", "/v1/auth/login", None, Some(&body));
+    assert_eq!(
+        (status, v["message_code"].as_str()),
+        (401, Some("totp_required"))
+    );
     assert_eq!(
         admin_json(&cfg, &["user", "reset-2fa", "ops@example.com"])["two_factor_enabled"],
         false
+    );
+    assert_eq!(
+        http(&server.addr, "POST", "/v1/auth/login", None, Some(&body)).0,
+        200,
+        "no code needed"
     );
 
     // Rotation: new tokens carry the new kid; the old token still verifies; the JWKS has both.
@@ -1018,6 +1066,16 @@ fn the_admin_cli_manages_a_running_server() {
         Some(2)
     );
 
+    // After a restart both keys load again, and the old token still verifies.
+    assert_eq!(server.terminate().0, 0);
+    let server = start(dir.path(), &args, &[]);
+    assert_eq!(
+        http(&server.addr, "GET", "/v1/auth/me", Some(&token), None).0,
+        200,
+        "old token after restart"
+    );
+    let (_, jwks) = http(&server.addr, "GET", "/.well-known/jwks.json", None, None);
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
     let (code, _, err) = admin(&cfg, &["user", "show", "nobody@example.com"]);
     assert_eq!(code, 1);
     assert_eq!(
@@ -1034,6 +1092,20 @@ fn the_admin_cli_manages_a_running_server() {
     assert!(!socket.exists(), "the socket is removed at shutdown");
     // Stopped: the CLI opens the database itself.
     assert_eq!(admin_json(&cfg, &["user", "list"])[0]["plan"], "pro");
+    assert_eq!(
+        admin_json(&cfg, &["keys", "rotate"])
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    let server = start(dir.path(), &args, &[]);
+    let (_, fresh) = http(&server.addr, "POST", "/v1/auth/login", None, Some(&body));
+    let (_, jwks) = http(&server.addr, "GET", "/.well-known/jwks.json", None, None);
+    assert_eq!(
+        jwks["keys"][0]["kid"].as_str(),
+        Some(jwt_kid(fresh["token"].as_str().expect("token")).as_str())
+    );
+    assert_eq!(server.terminate().0, 0);
 }
 
 fn jwt_kid(token: &str) -> String {
@@ -1115,6 +1187,16 @@ fn backup_while_serving_then_restore_into_an_empty_data_dir() {
         "user"
     );
     assert_eq!(server.terminate().0, 0);
+    let empty = dir.path().join("empty.redb");
+    std::fs::write(&empty, b"").expect("write");
+    let (dir4, args4) = configured("");
+    let (code, _, err) = admin(&args4[1], &["restore", empty.to_str().expect("path")]);
+    assert_eq!(code, 1, "an empty file is no backup: {err}");
+    assert!(!dir4
+        .path()
+        .join("data")
+        .join("cloudheed-auth.redb")
+        .exists());
     let junk = dir.path().join("junk.redb");
     std::fs::write(&junk, b"not a database at all").expect("write");
     let (dir3, args3) = configured("");
