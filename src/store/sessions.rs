@@ -290,12 +290,36 @@ mod tests {
         }
     }
 
+    fn test_user() -> crate::store::records::UserRecord {
+        crate::store::records::UserRecord {
+            v: crate::store::records::RECORD_VERSION,
+            id: "user-1".into(),
+            email: "u@example.com".into(),
+            name: "U".into(),
+            company: None,
+            plan: "free".into(),
+            password_hash: crate::secret::Secret::new(String::new()),
+            created_at: 1,
+            email_verified_at: None,
+            two_factor_enabled: false,
+            disabled: false,
+            totp_secret: None,
+            totp_pending: None,
+            totp_last_step: None,
+            backup_salt: None,
+            backup_codes: Vec::new(),
+        }
+    }
+
     async fn store_with_session() -> (tempfile::TempDir, Store) {
         let tmp = tempfile::tempdir().expect("tmp");
         let store = Store::open(&tmp.path().join("db.redb")).expect("open");
         let s = new_session("ses-1", 1, 100);
         store
-            .write(move |tx| insert_session(tx, s))
+            .write(move |tx| {
+                super::super::users::put_user(tx, &test_user())?;
+                insert_session(tx, s)
+            })
             .await
             .expect("insert");
         (tmp, store)
