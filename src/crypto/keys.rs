@@ -160,13 +160,11 @@ impl Keyring {
             .map(|k| &k.verifying)
     }
 
-    /// Every public key still accepted at `now`, newest first: the JWKS.
+    /// Every public key still accepted at `now`, the signing key first: the JWKS.
     pub fn jwks(&self, now: i64) -> Vec<PublicJwk> {
-        self.keys
-            .iter()
-            .filter(|k| self.usable(k, now))
-            .map(|k| k.jwk.clone())
-            .collect()
+        let mut keys: Vec<&RingKey> = self.keys.iter().filter(|k| self.usable(k, now)).collect();
+        keys.sort_by_key(|k| k.kid != self.active.kid);
+        keys.into_iter().map(|k| k.jwk.clone()).collect()
     }
 }
 
