@@ -45,7 +45,7 @@ pub fn document(issuer: &str) -> Value {
         o
     };
     let unauthorized = err("Missing, malformed, expired or revoked bearer (unauthorized)");
-    let session_only = err("An API key cannot do this (session_required)");
+    let forbidden = err("session_required (an API key cannot do this) or account_disabled");
     let id_param =
         json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
     let mut paths = Map::new();
@@ -60,6 +60,7 @@ pub fn document(issuer: &str) -> Value {
         json!({"post": op("Log in", None, Some(body(r("LoginRequest"), true)), responses(vec![
             ("200", ok("Logged in", r("LoginResponse"))),
             ("401", err("invalid_credentials, totp_required or invalid_totp_code")),
+        ("403", err("account_disabled (told only after a right password)")),
             ("422", err("Missing fields (validation_failed)")),
         ]))}),
     );
@@ -72,7 +73,7 @@ pub fn document(issuer: &str) -> Value {
         json!({"post": op("End this session", Some(&bearer), None, responses(vec![
             ("200", ok("Logged out", message("logged_out"))),
             ("401", unauthorized.clone()),
-            ("403", session_only.clone()),
+            ("403", forbidden.clone()),
         ]))}),
     );
     paths.insert(
@@ -87,33 +88,33 @@ pub fn document(issuer: &str) -> Value {
         json!({"get": op("The caller's sessions", Some(&bearer), None, responses(vec![
             ("200", ok("Sessions, newest first", r("Sessions"))),
             ("401", unauthorized.clone()),
-            ("403", session_only.clone()),
+            ("403", forbidden.clone()),
         ]))}),
     );
     paths.insert("/v1/auth/sessions/{id}".into(), json!({"parameters": id_param, "delete": op("End one of the caller's sessions", Some(&bearer), None, responses(vec![
         ("200", ok("Ended", message("session_revoked"))),
         ("401", unauthorized.clone()),
-        ("403", session_only.clone()),
+        ("403", forbidden.clone()),
         ("404", err("Not the caller's session (not_found)")),
     ]))}));
     paths.insert("/v1/auth/api-keys".into(), json!({
         "post": op("Create an API key (shown once)", Some(&bearer), Some(body(r("CreateApiKeyRequest"), true)), responses(vec![
             ("201", ok("Created", r("CreatedApiKey"))),
             ("401", unauthorized.clone()),
-            ("403", session_only.clone()),
+            ("403", forbidden.clone()),
             ("409", err("Too many keys (api_key_limit_reached)")),
             ("422", err("Invalid fields (validation_failed: unknown_scope, ...)")),
         ])),
         "get": op("The caller's API keys", Some(&bearer), None, responses(vec![
             ("200", ok("Keys, newest first; never the key itself", r("ApiKeys"))),
             ("401", unauthorized.clone()),
-            ("403", session_only.clone()),
+            ("403", forbidden.clone()),
         ])),
     }));
     paths.insert("/v1/auth/api-keys/{id}".into(), json!({"parameters": id_param, "delete": op("Revoke an API key", Some(&bearer), None, responses(vec![
         ("200", ok("Revoked", message("api_key_revoked"))),
         ("401", unauthorized.clone()),
-        ("403", session_only.clone()),
+        ("403", forbidden.clone()),
         ("404", err("Not the caller's key (not_found)")),
     ]))}));
     paths.insert("/v1/auth/verify".into(), json!({"get": {
@@ -123,26 +124,26 @@ pub fn document(issuer: &str) -> Value {
         "responses": responses(vec![
             ("200", json!({"description": "Allowed; also in X-Auth-User-Id, X-Auth-Credential, X-Auth-Scopes", "content": {"application/json": {"schema": r("Verify")}}})),
             ("401", unauthorized.clone()),
-            ("403", err("The credential lacks a scope (insufficient_scope)")),
+            ("403", err("insufficient_scope, or account_disabled")),
         ]),
     }}));
     paths.insert("/v1/auth/2fa/setup".into(), json!({"post": op("Start TOTP enrolment", Some(&bearer), Some(body(r("TotpSetupRequest"), false)), responses(vec![
         ("200", ok("Secret, otpauth URL and its QR code", r("TotpSetup"))),
         ("401", unauthorized.clone()),
-        ("403", err("session_required or reauthentication_required")),
+        ("403", err("session_required, reauthentication_required or account_disabled")),
         ("409", err("2fa_already_enabled")),
     ]))}));
     paths.insert("/v1/auth/2fa/verify".into(), json!({"post": op("Confirm enrolment with a code", Some(&bearer), Some(body(r("TotpVerifyRequest"), true)), responses(vec![
         ("200", ok("Enabled; backup codes shown once", r("TotpEnabled"))),
         ("401", unauthorized.clone()),
-        ("403", session_only.clone()),
+        ("403", forbidden.clone()),
         ("409", err("2fa_already_enabled")),
         ("422", err("invalid_totp_code or 2fa_not_set_up")),
     ]))}));
     paths.insert("/v1/auth/2fa/disable".into(), json!({"post": op("Turn TOTP off", Some(&bearer), Some(body(r("TotpDisableRequest"), true)), responses(vec![
         ("200", ok("Disabled", message("2fa_disabled"))),
         ("401", unauthorized.clone()),
-        ("403", session_only.clone()),
+        ("403", forbidden.clone()),
         ("409", err("2fa_not_enabled")),
         ("422", err("invalid_password or invalid_totp_code")),
     ]))}));
