@@ -433,27 +433,7 @@ fn totp_secrets_and_backup_codes_never_reach_the_log() {
         json!({"email": "totplog@example.com", "password": "totp-log-password", "name": "T"});
     let (_, reg) = http(&server.addr, "POST", "/v1/auth/register", None, Some(&body));
     let token = reg["token"].as_str().expect("token").to_string();
-    let (_, setup) = http(
-        &server.addr,
-        "POST",
-        "/v1/auth/2fa/setup",
-        Some(&token),
-        Some(&json!({})),
-    );
-    let secret = setup["secret"].as_str().expect("secret").to_string();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
-    let code = crate::helpers::totp_at(&secret, now);
-    let (status, enabled) = http(
-        &server.addr,
-        "POST",
-        "/v1/auth/2fa/verify",
-        Some(&token),
-        Some(&json!({ "code": code })),
-    );
-    assert_eq!(status, 200, "{enabled}");
+    let (secret, enabled) = enable_totp(&server.addr, &token);
     let backup = enabled["backup_codes"][0]
         .as_str()
         .expect("code")
@@ -991,30 +971,7 @@ fn the_admin_cli_manages_a_running_server() {
     assert_eq!(me["plan"], "pro");
     assert!(me["email_verified_at"].is_string());
     // reset-2fa on an account that has it: afterwards the password alone logs in.
-    let (_, setup) = http(
-        &server.addr,
-        "POST",
-        "/v1/auth/2fa/setup",
-        Some(&token),
-        Some(&json!({})),
-    );
-    let secret = setup["secret"].as_str().expect("secret").to_string();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
-    let code = json!({"code": crate::helpers::totp_at(&secret, now)});
-    assert_eq!(
-        http(
-            &server.addr,
-            "POST",
-            "/v1/auth/2fa/verify",
-            Some(&token),
-            Some(&code)
-        )
-        .0,
-        200
-    );
+    enable_totp(&server.addr, &token);
     let (status, v) = http(&server.addr, "POST", "/v1/auth/login", None, Some(&body));
     assert_eq!(
         (status, v["message_code"].as_str()),
@@ -1106,6 +1063,33 @@ fn the_admin_cli_manages_a_running_server() {
         Some(jwt_kid(fresh["token"].as_str().expect("token")).as_str())
     );
     assert_eq!(server.terminate().0, 0);
+}
+
+/// Turn TOTP on for the holder of `token` over HTTP, with a code from the real clock; returns
+/// the secret and the answer of verify.
+fn enable_totp(addr: &str, token: &str) -> (String, Value) {
+    let (_, setup) = http(
+        addr,
+        "POST",
+        "/v1/auth/2fa/setup",
+        Some(token),
+        Some(&json!({})),
+    );
+    let secret = setup["secret"].as_str().expect("secret").to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let code = crate::helpers::totp_at(&secret, now);
+    let (status, enabled) = http(
+        addr,
+        "POST",
+        "/v1/auth/2fa/verify",
+        Some(token),
+        Some(&json!({ "code": code })),
+    );
+    assert_eq!(status, 200, "{enabled}");
+    (secret, enabled)
 }
 
 fn jwt_kid(token: &str) -> String {
