@@ -16,7 +16,6 @@ use tokio::sync::Semaphore;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::crypto::keys::Keyring;
 use crate::crypto::password::PasswordHasher;
 use crate::error::Error;
 use crate::state::{AppState, GraceCache};
@@ -81,14 +80,10 @@ impl App {
         let store = crate::blocking::run(move || Store::open(&path))
             .await
             .map_err(|_| StartupError::Other("runtime shutting down".into()))??;
-        let keep_for =
-            i64::try_from(config.tokens.access_ttl.as_secs()).unwrap_or(i64::MAX / 4) + 60;
-        let stored = store.signing_keys_or_create(clock.now(), keep_for).await?;
-        let keys = Keyring::new(
-            stored.into_iter().map(|k| (k.pair, k.retired_at)).collect(),
-            keep_for,
-        )
-        .ok_or_else(|| StartupError::Other("no signing key".into()))?;
+        let stored = store
+            .signing_keys_or_create(clock.now(), config.key_keep_for())
+            .await?;
+        let keys = crate::state::keyring(stored, config.key_keep_for())?;
         let p = &config.passwords;
         let hasher = PasswordHasher::new(
             p.scrypt_log_n,

@@ -62,6 +62,14 @@ impl Clock for ManualClock {
     }
 }
 
+/// A configured duration as seconds to add to a `UnixTime`. Config and API values are bounded far
+/// below this cap, which keeps every `now + secs` from overflowing.
+pub fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs())
+        .unwrap_or(i64::MAX / 4)
+        .min(i64::MAX / 4)
+}
+
 /// RFC 3339 UTC with second precision (`2026-01-01T00:00:00Z`), the format every time in the API
 /// uses. Times past the year 9999 (which RFC 3339 cannot write) are shown as its last second.
 pub fn rfc3339(t: UnixTime) -> String {

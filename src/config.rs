@@ -357,6 +357,11 @@ impl Config {
         })
     }
 
+    /// How long a retired signing key keeps verifying: the access-token lifetime and a minute.
+    pub fn key_keep_for(&self) -> i64 {
+        crate::clock::secs(self.tokens.access_ttl) + 60
+    }
+
     /// Path of the redb file.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join(Self::DB_FILE)

@@ -64,21 +64,12 @@ impl AppState {
         self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// How long a retired signing key keeps verifying: the access-token lifetime and a minute.
-    pub fn key_keep_for(&self) -> i64 {
-        i64::try_from(self.config.tokens.access_ttl.as_secs()).unwrap_or(i64::MAX / 4) + 60
-    }
-
     /// Install a new keyring built from the stored keys.
     pub fn set_keys(
         &self,
         stored: Vec<crate::store::StoredKey>,
     ) -> Result<(), crate::error::Error> {
-        let ring = Keyring::new(
-            stored.into_iter().map(|k| (k.pair, k.retired_at)).collect(),
-            self.key_keep_for(),
-        )
-        .ok_or_else(|| crate::error::Error::Internal("no signing key".into()))?;
+        let ring = keyring(stored, self.config.key_keep_for())?;
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ring);
         Ok(())
     }
@@ -120,4 +111,17 @@ impl AppState {
     fn usage(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], UnixTime>> {
         self.key_usage.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The keyring of the stored keys: the newest active one signs, retired ones verify for
+/// `keep_for` seconds.
+pub fn keyring(
+    stored: Vec<crate::store::StoredKey>,
+    keep_for: i64,
+) -> Result<Keyring, crate::error::Error> {
+    Keyring::new(
+        stored.into_iter().map(|k| (k.pair, k.retired_at)).collect(),
+        keep_for,
+    )
+    .ok_or_else(|| crate::error::Error::Internal("no signing key".into()))
 }

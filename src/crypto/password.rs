@@ -114,11 +114,6 @@ impl PasswordHasher {
         self.waiting.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Hashing slots free right now.
-    pub fn free_slots(&self) -> usize {
-        self.slots.available_permits()
-    }
-
     async fn on_pool<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,

@@ -176,7 +176,7 @@ async fn second_factor(
 
 fn new_session(state: &AppState, user_id: &str, client: ClientInfo) -> (NewSession, Secret) {
     let now = state.now();
-    let ttl = i64::try_from(state.config.tokens.refresh_ttl.as_secs()).unwrap_or(i64::MAX / 4);
+    let ttl = crate::clock::secs(state.config.tokens.refresh_ttl);
     let (token, hash) = new_refresh_token();
     let session = NewSession {
         id: random::id("ses-"),

@@ -141,7 +141,7 @@ pub async fn execute(state: &AppState, cmd: AdminCommand) -> Result<Value, Strin
             let _one_at_a_time = state.rotation.lock().await;
             let stored = state
                 .store
-                .rotate_signing_key(state.now(), state.key_keep_for())
+                .rotate_signing_key(state.now(), state.config.key_keep_for())
                 .await
                 .map_err(|e| e.to_string())?;
             state.set_keys(stored).map_err(|e| e.to_string())?;
@@ -167,7 +167,7 @@ pub async fn execute(state: &AppState, cmd: AdminCommand) -> Result<Value, Strin
 async fn keys_json(state: &AppState) -> Result<Value, String> {
     let stored = state
         .store
-        .signing_keys_or_create(state.now(), state.key_keep_for())
+        .signing_keys_or_create(state.now(), state.config.key_keep_for())
         .await
         .map_err(|e| e.to_string())?;
     let active = state.keyring().active().kid().to_string();

@@ -28,7 +28,7 @@ pub async fn create(
     who.session_id().ok_or(Error::SessionRequired)?;
     let now = state.now();
     let generated = api_key::generate(&state.config.api_keys.prefix);
-    let ttl = i64::try_from(req.expires_in.as_secs()).unwrap_or(i64::MAX / 4);
+    let ttl = crate::clock::secs(req.expires_in);
     let key = ApiKey {
         id: random::id("key-"),
         hash: generated.hash,

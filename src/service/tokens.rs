@@ -34,7 +34,7 @@ pub(crate) fn access_token(
     auth_time: UnixTime,
 ) -> Secret {
     let now = state.now();
-    let ttl = i64::try_from(state.config.tokens.access_ttl.as_secs()).unwrap_or(i64::MAX / 4);
+    let ttl = crate::clock::secs(state.config.tokens.access_ttl);
     let claims = Claims {
         iss: state.config.tokens.issuer.clone(),
         sub: user_id.to_string(),
@@ -89,7 +89,7 @@ pub async fn refresh(
 }
 
 async fn rotate(state: &AppState, presented_hash: [u8; 32]) -> Result<TokenPair, Error> {
-    let grace = i64::try_from(state.config.tokens.refresh_reuse_grace.as_secs()).unwrap_or(0);
+    let grace = crate::clock::secs(state.config.tokens.refresh_reuse_grace);
     let mut cache = state.refresh.lock().await;
     let now = state.now();
     let (new_token, new_hash) = new_refresh_token();
