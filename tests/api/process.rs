@@ -94,7 +94,25 @@ fn start_with(
     envs: &[(&str, &str)],
     announced: impl Fn(&str) -> Option<String>,
 ) -> Server {
-    let mut child = Command::new(BIN)
+    // `ULIMIT_FSIZE_BLOCKS` in `envs` runs the server under a file-size limit (512-byte blocks)
+    // standing in for a full disk: with SIGXFSZ ignored, writes past it fail with EFBIG.
+    let limit = envs
+        .iter()
+        .find(|(k, _)| *k == "ULIMIT_FSIZE_BLOCKS")
+        .map(|(_, v)| *v);
+    let mut command = match limit {
+        Some(blocks) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!(
+                    "trap '' XFSZ; ulimit -f {blocks}; exec \"$0\" \"$@\""
+                ))
+                .arg(BIN);
+            c
+        }
+        None => Command::new(BIN),
+    };
+    let mut child = command
         .args(args)
         .current_dir(cwd)
         .env_remove("CLOUDHEED_AUTH_CONFIG")
@@ -1192,4 +1210,60 @@ fn backup_while_serving_then_restore_into_an_empty_data_dir() {
         .join("data")
         .join("cloudheed-auth.redb")
         .exists());
+}
+
+#[test]
+fn a_full_disk_fails_writes_generically_and_loses_nothing_acknowledged() {
+    let (dir, args) = configured("[passwords]\nscrypt_log_n = 10\n");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Room for the database as created, and a little more.
+    let server = start(dir.path(), &args, &[("ULIMIT_FSIZE_BLOCKS", "400")]);
+    let name = "n".repeat(150);
+    let mut acknowledged = Vec::new();
+    let mut refused = None;
+    for i in 0..2000 {
+        let email = format!("disk{i}@example.com");
+        let body = json!({"email": email, "password": "full-disk-password", "name": name});
+        let (status, v) = http(&server.addr, "POST", "/v1/auth/register", None, Some(&body));
+        if status == 201 {
+            acknowledged.push(email);
+        } else {
+            assert_eq!(status, 500, "{v}");
+            assert_eq!(
+                v,
+                json!({"message_code": "internal_error", "message": "An internal error occurred."})
+            );
+            refused = Some(email);
+            break;
+        }
+    }
+    let refused = refused.expect("the disk filled up");
+    assert!(
+        !acknowledged.is_empty(),
+        "some writes fitted before the disk filled"
+    );
+    assert_eq!(
+        http(&server.addr, "GET", "/healthz", None, None).0,
+        200,
+        "still serving"
+    );
+    let (code, _) = server.terminate();
+    assert_eq!(code, 0);
+    // Space is back: every acknowledged account is there, the refused one was not half-made.
+    let server = start(dir.path(), &args, &[]);
+    for email in &acknowledged {
+        let body = json!({"email": email, "password": "full-disk-password"});
+        assert_eq!(
+            http(&server.addr, "POST", "/v1/auth/login", None, Some(&body)).0,
+            200,
+            "{email}"
+        );
+    }
+    let body = json!({"email": refused, "password": "full-disk-password", "name": "N"});
+    assert_eq!(
+        http(&server.addr, "POST", "/v1/auth/register", None, Some(&body)).0,
+        201,
+        "nothing left of it"
+    );
+    assert_eq!(server.terminate().0, 0);
 }
