@@ -1,5 +1,6 @@
 //! The one way blocking work (scrypt, redb) leaves the async workers: tokio's blocking pool,
-//! with panics re-raised rather than turned into errors that would hide a bug.
+//! with panics re-raised rather than turned into errors that would hide a bug, and the caller's
+//! tracing span carried along so that lines logged there still name their request.
 
 /// The blocking task was cancelled because the runtime is shutting down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,7 +10,8 @@ pub struct Cancelled;
 pub async fn run<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Cancelled> {
-    match tokio::task::spawn_blocking(work).await {
+    let span = tracing::Span::current();
+    match tokio::task::spawn_blocking(move || span.in_scope(work)).await {
         Ok(v) => Ok(v),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => Err(Cancelled),

@@ -4,11 +4,12 @@
 //! An unknown key or a value of the wrong type or range is a problem that names the key, and
 //! all problems are reported together so a self-hoster fixes the file in one pass.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::domain::duration::parse_duration;
+use crate::domain::net::Cidr;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct Config {
     pub cors: CorsConfig,
     /// `[limits]`.
     pub limits: LimitsConfig,
+    /// Every setting as `key = value`, values as written or defaulted; secret-free.
+    pub effective: Vec<String>,
 }
 
 /// `[accounts]`.
@@ -64,6 +67,8 @@ pub struct TokensConfig {
     pub refresh_ttl: Duration,
     /// How long a rotated-out refresh token may be presented again and get the same successor.
     pub refresh_reuse_grace: Duration,
+    /// Most sessions one user may hold; opening one more ends the oldest.
+    pub max_sessions_per_user: usize,
 }
 
 /// `[passwords]`.
@@ -105,16 +110,22 @@ pub struct ApiKeysConfig {
 pub struct RateLimitsConfig {
     /// Whether throttling is on.
     pub enabled: bool,
-    /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Peers (addresses or CIDR blocks) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// IPv6 clients are limited per network of this many bits (one subscriber holds a /64).
+    pub ipv6_prefix: u8,
+    /// Most (limit, client) pairs remembered; the least recently seen is forgotten first.
+    pub max_tracked_clients: usize,
     /// Login attempts per client address.
     pub login: Vec<Rate>,
     /// Registrations per client address.
     pub register: Vec<Rate>,
-    /// Refreshes per client address.
+    /// Refused refresh tokens per client address (a valid one is never limited).
     pub refresh: Vec<Rate>,
-    /// Failed credentials of any kind (password, code, bearer token, API key) per client address.
+    /// Password and code guesses per client address, counted as they start.
     pub failures: Vec<Rate>,
+    /// Writes one account may cause: 2FA setup, API-key create and revoke, session revoke.
+    pub account_writes: Vec<Rate>,
 }
 
 /// At most `count` events per `per`, refilled continuously (a token bucket).
@@ -162,6 +173,12 @@ pub struct LimitsConfig {
     pub idle_timeout: Duration,
     /// Most connections open at once.
     pub max_connections: usize,
+    /// Most connections one client network may hold open; trusted proxies are exempt.
+    pub max_connections_per_address: usize,
+    /// Requests served on one connection before it is closed (the client reconnects).
+    pub max_requests_per_connection: u64,
+    /// Age after which a connection is closed once its current request is answered.
+    pub max_connection_age: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
     /// Longest a request may take once its head has arrived; beyond it 503.
@@ -239,6 +256,7 @@ impl Config {
             access_ttl: s.positive_duration("access_ttl", "15m"),
             refresh_ttl: s.positive_duration("refresh_ttl", "30d"),
             refresh_reuse_grace: s.duration("refresh_reuse_grace", "0s"),
+            max_sessions_per_user: s.int("max_sessions_per_user", 100, 1, 10_000),
         };
         s.finish();
         let mut s = root.section("passwords");
@@ -298,18 +316,21 @@ impl Config {
             trusted_proxies: s
                 .strings("trusted_proxies", &[])
                 .iter()
-                .filter_map(|v| match v.parse::<IpAddr>() {
-                    Ok(ip) => Some(ip),
-                    Err(_) => {
-                        s.problem("trusted_proxies", &format!("{v:?} is not an IP address"));
+                .filter_map(|v| match Cidr::parse(v) {
+                    Ok(block) => Some(block),
+                    Err(msg) => {
+                        s.problem("trusted_proxies", &msg);
                         None
                     }
                 })
                 .collect(),
+            ipv6_prefix: s.int("ipv6_prefix", 64, 32, 128),
+            max_tracked_clients: s.int("max_tracked_clients", 100_000, 1_000, 10_000_000),
             login: s.rates("login", &["10/1m", "100/1h"]),
             register: s.rates("register", &["5/1m", "30/1h"]),
             refresh: s.rates("refresh", &["30/1m", "600/1h"]),
             failures: s.rates("failures", &["20/1m", "100/1h"]),
+            account_writes: s.rates("account_writes", &["20/1m", "200/1h"]),
         };
         s.finish();
         let mut s = root.section("cors");
@@ -334,13 +355,16 @@ impl Config {
             body_read_timeout: s.positive_duration("body_read_timeout", "10s"),
             idle_timeout: s.positive_duration("idle_timeout", "60s"),
             max_connections: s.int("max_connections", 1024, 1, 1_000_000),
+            max_connections_per_address: s.int("max_connections_per_address", 64, 1, 1_000_000),
+            max_requests_per_connection: s.int("max_requests_per_connection", 1000, 1, 1 << 40),
+            max_connection_age: s.positive_duration("max_connection_age", "10m"),
             shutdown_grace: s.positive_duration("shutdown_grace", "10s"),
             request_timeout: s.positive_duration("request_timeout", "30s"),
         };
         s.finish();
         root.finish();
-        if !p.0.is_empty() {
-            return Err(ConfigError { problems: p.0 });
+        if !p.list.is_empty() {
+            return Err(ConfigError { problems: p.list });
         }
         Ok(Config {
             listen,
@@ -354,6 +378,7 @@ impl Config {
             rate_limits,
             cors,
             limits,
+            effective: p.effective,
         })
     }
 
@@ -367,24 +392,20 @@ impl Config {
         self.data_dir.join(Self::DB_FILE)
     }
 
-    /// A short, secret-free summary of the effective settings, for `check-config`.
+    /// Every effective setting, one `key = value` line each with values as written (durations
+    /// as "15m", not seconds), then what follows from them; nothing secret. For `check-config`.
     pub fn summary(&self) -> String {
-        format!(
-            "listen = {}\ndata_dir = {}\ndatabase = {}\ntokens.issuer = {}\ntokens.access_ttl = {}s\ntokens.refresh_ttl = {}s\ntokens.refresh_reuse_grace = {}s\npasswords.scrypt = ln={},r={},p={}\npasswords.max_concurrent_hashes = {}\nlimits.max_body_bytes = {}\nlimits.max_connections = {}\n",
-            self.listen,
-            self.data_dir.display(),
+        let mut out = String::new();
+        for line in &self.effective {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "# database file: {}\n# password hashes at once: {}\n",
             self.db_path().display(),
-            self.tokens.issuer,
-            self.tokens.access_ttl.as_secs(),
-            self.tokens.refresh_ttl.as_secs(),
-            self.tokens.refresh_reuse_grace.as_secs(),
-            self.passwords.scrypt_log_n,
-            self.passwords.scrypt_r,
-            self.passwords.scrypt_p,
-            self.passwords.max_concurrent_hashes,
-            self.limits.max_body_bytes,
-            self.limits.max_connections,
-        )
+            self.passwords.max_concurrent_hashes
+        ));
+        out
     }
 }
 
@@ -413,8 +434,13 @@ fn is_scope_token(s: &str) -> bool {
 
 // === impl Section ===
 
+/// What reading a file found: its problems, and every effective setting as `key = value` with
+/// values as written (or as defaulted), for `check-config`.
 #[derive(Default)]
-struct Problems(Vec<String>);
+struct Problems {
+    list: Vec<String>,
+    effective: Vec<String>,
+}
 
 /// One TOML table being read: each typed getter takes its key out, and `finish` reports whatever
 /// is left as unknown, so typos are refused rather than silently ignored.
@@ -439,7 +465,7 @@ impl<'p> Section<'p> {
 
     fn problem(&mut self, k: &str, msg: &str) {
         let key = self.key(k);
-        self.problems.0.push(format!("{key}: {msg}"));
+        self.problems.list.push(format!("{key}: {msg}"));
     }
 
     fn section(&mut self, name: &str) -> Section<'_> {
@@ -458,20 +484,28 @@ impl<'p> Section<'p> {
     fn finish(self) {
         for k in self.table.keys() {
             self.problems
-                .0
+                .list
                 .push(format!("{}{k}: unknown key", self.prefix));
         }
     }
 
     fn string(&mut self, k: &str, default: &str) -> String {
-        match self.table.remove(k) {
+        let v = match self.table.remove(k) {
             None => default.to_string(),
             Some(toml::Value::String(s)) => s,
             Some(_) => {
                 self.problem(k, "must be a string");
                 default.to_string()
             }
-        }
+        };
+        self.effective(k, toml::Value::String(v.clone()));
+        v
+    }
+
+    /// Note the value a key took, in TOML syntax, so `check-config` shows it as written.
+    fn effective(&mut self, k: &str, v: toml::Value) {
+        let key = self.key(k);
+        self.problems.effective.push(format!("{key} = {v}"));
     }
 
     fn parse_str<T>(&mut self, k: &str, default: &str, f: impl Fn(&str) -> Result<T, String>) -> T {
@@ -500,7 +534,20 @@ impl<'p> Section<'p> {
         })
     }
 
-    fn int<T: TryFrom<i64> + Copy>(&mut self, k: &str, default: T, min: i64, max: i64) -> T {
+    fn int<T: TryFrom<i64> + TryInto<i64> + Copy>(
+        &mut self,
+        k: &str,
+        default: T,
+        min: i64,
+        max: i64,
+    ) -> T {
+        let v = self.int_value(k, default, min, max);
+        let shown = v.try_into().unwrap_or_default();
+        self.effective(k, toml::Value::Integer(shown));
+        v
+    }
+
+    fn int_value<T: TryFrom<i64> + Copy>(&mut self, k: &str, default: T, min: i64, max: i64) -> T {
         match self.table.remove(k) {
             None => default,
             Some(toml::Value::Integer(n)) if (min..=max).contains(&n) => {
@@ -529,17 +576,26 @@ impl<'p> Section<'p> {
     }
 
     fn bool(&mut self, k: &str, default: bool) -> bool {
-        match self.table.remove(k) {
+        let v = match self.table.remove(k) {
             None => default,
             Some(toml::Value::Boolean(b)) => b,
             Some(_) => {
                 self.problem(k, "must be true or false");
                 default
             }
-        }
+        };
+        self.effective(k, toml::Value::Boolean(v));
+        v
     }
 
     fn strings(&mut self, k: &str, default: &[&str]) -> Vec<String> {
+        let v = self.strings_value(k, default);
+        let list = v.iter().cloned().map(toml::Value::String).collect();
+        self.effective(k, toml::Value::Array(list));
+        v
+    }
+
+    fn strings_value(&mut self, k: &str, default: &[&str]) -> Vec<String> {
         let fallback = || default.iter().map(|s| s.to_string()).collect();
         match self.table.remove(k) {
             None => fallback(),

@@ -183,20 +183,6 @@ impl Error {
         }
     }
 
-    /// Whether this error means a presented credential was wrong: counted per client address.
-    pub fn is_credential_failure(&self) -> bool {
-        matches!(
-            self,
-            Error::Unauthorized
-                | Error::InvalidCredentials
-                | Error::InvalidRefreshToken
-                | Error::InvalidTotpCode
-                | Error::WrongTotpCode
-                | Error::InvalidPassword
-                | Error::ReauthenticationRequired
-        )
-    }
-
     /// Whether this error is the server's fault (logged at error level with its cause).
     pub fn is_server_error(&self) -> bool {
         self.status() >= 500 && !matches!(self, Error::Overloaded { .. })

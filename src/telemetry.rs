@@ -14,6 +14,12 @@ pub fn init(format: LogFormat, filter: &str) {
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.with_ansi(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // Each line names its request through the request span (`span.request_id`); the list of
+        // enclosing spans would only repeat it.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .try_init(),
     };
 }

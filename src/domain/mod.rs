@@ -2,5 +2,6 @@
 
 pub mod duration;
 pub mod models;
+pub mod net;
 pub mod password;
 pub mod types;

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod client;
 pub mod cors;
 pub mod dto;
 pub(crate) mod handlers;
@@ -11,20 +12,19 @@ pub mod openapi;
 pub mod response;
 pub mod router;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::body::Incoming;
-use hyper::header;
 use hyper::{Request, Response};
+use tracing::Instrument;
 
 use crate::crypto::random;
 use crate::domain::models::{ClientInfo, Principal};
 use crate::error::Error;
 use crate::metrics::LoginOutcome;
 use crate::service;
-use crate::service::rate_limit::Bucket;
 use crate::state::AppState;
 
 use response::Body;
@@ -39,18 +39,33 @@ pub struct Ctx {
     pub client: ClientInfo,
 }
 
-/// Serve one request. Never fails: every error is rendered here.
+/// Serve one request. Never fails: every error is rendered here. Everything logged while
+/// serving it, in services and on the blocking pool too, carries its `request_id`.
 pub async fn serve_request(
     state: Arc<AppState>,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
-    let started = Instant::now();
     let request_id = random::id("");
-    let method = req.method().clone();
     let route = Route::parse(req.method(), req.uri().path());
     let route_name = route.as_ref().map_or("unmatched", Route::name);
-    let client = client_info(&req, peer, &state.config.rate_limits.trusted_proxies);
+    let span = tracing::info_span!("request", request_id = %request_id, route = route_name);
+    serve_in_span(state, req, peer, request_id, route)
+        .instrument(span)
+        .await
+}
+
+async fn serve_in_span(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    request_id: String,
+    route: Result<Route, Error>,
+) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route_name = route.as_ref().map_or("unmatched", Route::name);
+    let client = client::info(req.headers(), peer, &state.config.rate_limits.trusted_proxies);
     let ip = client.ip;
     let origin = cors::allowed_origin(req.headers(), &state.config.cors.allowed_origins);
     let result = match (route, &origin) {
@@ -60,9 +75,6 @@ pub async fn serve_request(
         (Ok(route), _) => guarded(&state, route, req, client).await,
         (Err(e), _) => Err(e),
     };
-    if result.as_ref().is_err_and(Error::is_credential_failure) {
-        state.limits.record(Bucket::Failures, ip, state.now());
-    }
     if route_name == "login" {
         state.metrics.login(login_outcome(&result));
     }
@@ -91,23 +103,22 @@ pub async fn serve_request(
         status = resp.status().as_u16(),
         latency_us = elapsed.as_micros() as u64,
         user_id,
+        client = ?ip,
         "request"
     );
     resp
 }
 
-/// Dispatch under the failure limit of the client's address and the per-request deadline.
+/// Dispatch under the per-request deadline. No per-address limit applies here: a request with a
+/// valid credential is never refused because of what other clients at its address did, and
+/// bearer credentials (signed tokens, 190-bit keys) leave nothing to guess. Limits live where
+/// guessing can succeed: passwords and codes (`service::guesses`).
 async fn guarded(
     state: &Arc<AppState>,
     route: Route,
     req: Request<Incoming>,
     client: ClientInfo,
 ) -> Result<Response<Body>, Error> {
-    if route.checks_credentials() {
-        state
-            .limits
-            .check(Bucket::Failures, client.ip, state.now())?;
-    }
     let deadline = state.config.limits.request_timeout;
     tokio::time::timeout(deadline, dispatch(state, route, req, client))
         .await
@@ -162,7 +173,7 @@ async fn dispatch(
         Route::Jwks => Ok(handlers::health::jwks(state)),
         Route::Healthz => Ok(handlers::health::healthz()),
         Route::Readyz => handlers::health::readyz(state).await,
-        Route::Metrics => handlers::health::metrics(state).await,
+        Route::Metrics => handlers::health::metrics(state, req.headers()).await,
         Route::OpenApi => Ok(response::json(
             hyper::StatusCode::OK,
             &openapi::document(&state.config.tokens.issuer),
@@ -187,80 +198,3 @@ fn login_outcome(result: &Result<Response<Body>, Error>) -> LoginOutcome {
 /// The caller of a request, carried on its response to the request's log line.
 #[derive(Debug, Clone)]
 struct LoggedUser(String);
-
-/// Who is calling: the peer address, or, when the peer is a trusted proxy, the right-most
-/// `X-Forwarded-For` address that is not itself a trusted proxy (entries further left are
-/// written by the client and prove nothing).
-fn client_info(req: &Request<Incoming>, peer: SocketAddr, trusted: &[IpAddr]) -> ClientInfo {
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(256).collect());
-    ClientInfo {
-        ip: Some(client_ip(req.headers(), peer.ip(), trusted)),
-        user_agent,
-    }
-}
-
-fn client_ip(headers: &header::HeaderMap, peer: IpAddr, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer) {
-        return peer;
-    }
-    let hops: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    let mut client = peer;
-    for hop in hops.iter().rev() {
-        match hop.parse::<IpAddr>() {
-            Ok(ip) if trusted.contains(&ip) => client = ip,
-            Ok(ip) => return ip,
-            Err(_) => return client,
-        }
-    }
-    client
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use hyper::header::{HeaderMap, HeaderValue};
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().expect("ip")
-    }
-
-    #[test]
-    fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("1.1.1.1, 203.0.113.9, 10.0.0.2"),
-        );
-        let trusted = [ip("127.0.0.1"), ip("10.0.0.2")];
-        assert_eq!(client_ip(&h, ip("127.0.0.1"), &trusted), ip("203.0.113.9"));
-        assert_eq!(
-            client_ip(&h, ip("198.51.100.1"), &trusted),
-            ip("198.51.100.1"),
-            "untrusted peer"
-        );
-        assert_eq!(
-            client_ip(&h, ip("127.0.0.1"), &[]),
-            ip("127.0.0.1"),
-            "no trusted proxies"
-        );
-        h.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("junk, 10.0.0.2"),
-        );
-        assert_eq!(client_ip(&h, ip("127.0.0.1"), &trusted), ip("10.0.0.2"));
-        assert_eq!(
-            client_ip(&HeaderMap::new(), ip("127.0.0.1"), &trusted),
-            ip("127.0.0.1")
-        );
-    }
-}

@@ -22,6 +22,7 @@
 //! | GET    | /metrics                    | Metrics        | public  |
 //! | GET    | /v1/openapi.json            | OpenApi        | public  |
 //!
+//! `HEAD` is accepted wherever `GET` is, and answered like it without the body.
 //! "session" routes need an access token (an API key gets 403 `session_required`); "any"
 //! routes take an access token or an API key. A known path with another method is 405 with
 //! `Allow`; anything else is 404.
@@ -113,28 +114,34 @@ const API_KEYS_PREFIX: &str = "/v1/auth/api-keys/";
 
 impl Route {
     /// Map a method and path to a route, or to the 404/405 the client deserves.
+    /// `HEAD` is answered wherever `GET` is (health checkers send it).
     pub fn parse(method: &Method, path: &str) -> Result<Route, Error> {
+        let method = if *method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
         let (allow, want, route) = match path {
             "/v1/auth/register" => ("POST", Method::POST, Route::Register),
             "/v1/auth/login" => ("POST", Method::POST, Route::Login),
             "/v1/auth/refresh" => ("POST", Method::POST, Route::Refresh),
             "/v1/auth/logout" => ("POST", Method::POST, Route::Logout),
-            "/v1/auth/me" => ("GET", Method::GET, Route::Me),
-            "/v1/auth/sessions" => ("GET", Method::GET, Route::ListSessions),
+            "/v1/auth/me" => ("GET, HEAD", Method::GET, Route::Me),
+            "/v1/auth/sessions" => ("GET, HEAD", Method::GET, Route::ListSessions),
             "/v1/auth/api-keys" => match *method {
                 Method::GET => return Ok(Route::ListApiKeys),
                 Method::POST => return Ok(Route::CreateApiKey),
-                _ => return Err(Error::MethodNotAllowed("GET, POST")),
+                _ => return Err(Error::MethodNotAllowed("GET, HEAD, POST")),
             },
-            "/v1/auth/verify" => ("GET", Method::GET, Route::Verify),
+            "/v1/auth/verify" => ("GET, HEAD", Method::GET, Route::Verify),
             "/v1/auth/2fa/setup" => ("POST", Method::POST, Route::TotpSetup),
             "/v1/auth/2fa/verify" => ("POST", Method::POST, Route::TotpVerify),
             "/v1/auth/2fa/disable" => ("POST", Method::POST, Route::TotpDisable),
-            "/.well-known/jwks.json" => ("GET", Method::GET, Route::Jwks),
-            "/healthz" => ("GET", Method::GET, Route::Healthz),
-            "/readyz" => ("GET", Method::GET, Route::Readyz),
-            "/metrics" => ("GET", Method::GET, Route::Metrics),
-            "/v1/openapi.json" => ("GET", Method::GET, Route::OpenApi),
+            "/.well-known/jwks.json" => ("GET, HEAD", Method::GET, Route::Jwks),
+            "/healthz" => ("GET, HEAD", Method::GET, Route::Healthz),
+            "/readyz" => ("GET, HEAD", Method::GET, Route::Readyz),
+            "/metrics" => ("GET, HEAD", Method::GET, Route::Metrics),
+            "/v1/openapi.json" => ("GET, HEAD", Method::GET, Route::OpenApi),
             p => {
                 if let Some(id) = p.strip_prefix(SESSIONS_PREFIX).filter(|id| is_id(id)) {
                     (
@@ -182,15 +189,6 @@ impl Route {
             | Route::TotpVerify
             | Route::TotpDisable => Access::Session,
         }
-    }
-
-    /// Whether the route checks a credential (password, code, refresh token, bearer), and so
-    /// falls under the per-address limit on failed credentials.
-    pub fn checks_credentials(&self) -> bool {
-        !matches!(
-            self,
-            Route::Register | Route::Jwks | Route::Healthz | Route::Readyz
-        )
     }
 
     /// A fixed name for logs: never the raw path, which may carry ids or junk.
@@ -291,14 +289,29 @@ mod tests {
     }
 
     #[test]
+    fn head_is_answered_wherever_get_is() {
+        for (method, path) in TABLE {
+            let path = path.replace("{id}", "x-1");
+            let head = Route::parse(&Method::HEAD, &path);
+            if *method == "GET" {
+                assert_eq!(head.ok(), Route::parse(&Method::GET, &path).ok(), "{path}");
+            }
+        }
+        assert!(matches!(
+            Route::parse(&Method::HEAD, "/v1/auth/login"),
+            Err(Error::MethodNotAllowed("POST"))
+        ));
+    }
+
+    #[test]
     fn wrong_methods_are_405_with_allow() {
         for (m, p, allow) in [
             (Method::GET, "/v1/auth/login", "POST"),
             (Method::PUT, "/v1/auth/register", "POST"),
-            (Method::TRACE, "/v1/auth/me", "GET"),
+            (Method::TRACE, "/v1/auth/me", "GET, HEAD"),
             (Method::POST, "/v1/auth/sessions/ses-1", "DELETE"),
-            (Method::DELETE, "/v1/auth/api-keys", "GET, POST"),
-            (Method::POST, "/v1/auth/verify", "GET"),
+            (Method::DELETE, "/v1/auth/api-keys", "GET, HEAD, POST"),
+            (Method::POST, "/v1/auth/verify", "GET, HEAD"),
             (Method::GET, "/v1/auth/2fa/setup", "POST"),
         ] {
             match Route::parse(&m, p) {

@@ -2,6 +2,7 @@
 
 use crate::crypto::random;
 use crate::domain::models::{ClientInfo, User};
+use crate::domain::net::login_network;
 use crate::domain::password::Password;
 use crate::domain::types::{Company, DisplayName, Email};
 use crate::error::Error;
@@ -10,6 +11,7 @@ use crate::state::AppState;
 use crate::store::records::UserRecord;
 use crate::store::{CreateOutcome, LoginOutcome, NewSession, NewUser, SecondFactorUse};
 
+use super::guesses;
 use super::rate_limit::Bucket;
 use super::tokens::{access_token, new_refresh_token, TokenPair};
 use super::two_factor;
@@ -63,12 +65,13 @@ pub async fn register(
         email_verified_at: None,
         created_at: now,
     };
+    let client_ip = client.ip;
     let (session, refresh_token) = new_session(state, &user.id, client);
     let (session_id, auth_time) = (session.id.clone(), session.now);
     match state.store.create_account(user, session).await? {
         CreateOutcome::EmailTaken => Err(Error::EmailTaken),
         CreateOutcome::Created => {
-            tracing::info!(user_id = %profile.id, "account registered");
+            tracing::info!(user_id = %profile.id, session_id, client = ?client_ip, "account registered");
             let pair = TokenPair {
                 access_token: access_token(state, &profile.id, &session_id, auth_time),
                 refresh_token,
@@ -95,11 +98,9 @@ pub async fn login(
         Ok(email) => state.store.user_by_email(email.key()).await?,
         Err(_) => None,
     };
-    // Every attempt on an existing account counts from its start, and a locked account answers
-    // 429 whatever the password, so the lock reveals nothing about it.
-    if let Some(r) = &record {
-        state.account_lock.begin(&r.id, state.now())?;
-    }
+    // Counted from its start, per client and per account; a locked account answers 429
+    // whatever the password, so the lock reveals nothing about it.
+    let guess = guesses::begin_login(state, record.as_ref(), client.ip)?;
     let verified = state
         .hasher
         .verify(
@@ -107,21 +108,32 @@ pub async fn login(
             record.as_ref().map(|r| r.password_hash.clone()),
         )
         .await?;
-    let Some(record) = record.filter(|_| verified.ok) else {
-        tracing::info!("login failed: invalid credentials");
-        return Err(Error::InvalidCredentials);
+    let record = match record {
+        Some(record) if verified.ok => record,
+        other => {
+            guess.failed();
+            let user_id = other.as_ref().map(|r| r.id.as_str());
+            tracing::info!(user_id, client = ?client.ip, reason = "invalid_credentials", "login failed");
+            return Err(Error::InvalidCredentials);
+        }
     };
     if record.disabled {
+        guess.failed();
+        tracing::info!(user_id = %record.id, client = ?client.ip, reason = "account_disabled", "login failed");
         return Err(Error::AccountDisabled);
     }
     let second_factor = if record.two_factor_enabled {
-        match second_factor(state, &record, totp_code).await {
+        match second_factor(state, &record, totp_code, &client).await {
             // A right password still waiting for its code is not a failure.
             Err(Error::TotpRequired) => {
-                state.account_lock.undo(&record.id);
+                guess.pending();
                 return Err(Error::TotpRequired);
             }
-            other => Some(other?),
+            Err(e) => {
+                guess.failed();
+                return Err(e);
+            }
+            Ok(used) => Some(used),
         }
     } else {
         None
@@ -131,23 +143,28 @@ pub async fn login(
     } else {
         None
     };
-    let (session, refresh_token) = new_session(state, &record.id, client);
+    let (session, refresh_token) = new_session(state, &record.id, client.clone());
     let (session_id, auth_time) = (session.id.clone(), session.now);
     match state
         .store
         .start_session(session, rehash, second_factor)
         .await?
     {
-        LoginOutcome::Started => {}
-        LoginOutcome::SecondFactorSpent => return Err(Error::InvalidTotpCode),
-        LoginOutcome::Disabled => return Err(Error::AccountDisabled),
+        LoginOutcome::Started => guess.succeeded(),
+        LoginOutcome::SecondFactorSpent => {
+            guess.failed();
+            return Err(Error::InvalidTotpCode);
+        }
+        LoginOutcome::Disabled => {
+            guess.failed();
+            return Err(Error::AccountDisabled);
+        }
         LoginOutcome::TotpRequired => {
-            state.account_lock.undo(&record.id);
+            guess.pending();
             return Err(Error::TotpRequired);
         }
     }
-    state.account_lock.succeed(&record.id);
-    tracing::info!(user_id = %record.id, "login succeeded");
+    tracing::info!(user_id = %record.id, session_id, client = ?client.ip, "login succeeded");
     let pair = TokenPair {
         access_token: access_token(state, &record.id, &session_id, auth_time),
         refresh_token,
@@ -161,6 +178,7 @@ async fn second_factor(
     state: &AppState,
     record: &UserRecord,
     code: Option<Secret>,
+    client: &ClientInfo,
 ) -> Result<SecondFactorUse, Error> {
     let Some(code) = code.filter(|c| !c.expose().is_empty()) else {
         return Err(Error::TotpRequired);
@@ -168,7 +186,7 @@ async fn second_factor(
     match two_factor::check_code(state, record, code.expose()).await? {
         Some(used) => Ok(used),
         None => {
-            tracing::info!(user_id = %record.id, "login failed: wrong second-factor code");
+            tracing::info!(user_id = %record.id, client = ?client.ip, reason = "invalid_totp_code", "login failed");
             Err(Error::InvalidTotpCode)
         }
     }
@@ -185,6 +203,7 @@ fn new_session(state: &AppState, user_id: &str, client: ClientInfo) -> (NewSessi
         expires_at: now + ttl,
         user_agent: client.user_agent,
         ip: client.ip.map(|ip| ip.to_string()),
+        network: client.ip.map(login_network),
         refresh_hash: hash,
     };
     (session, token)

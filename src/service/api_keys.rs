@@ -8,6 +8,15 @@ use crate::secret::Secret;
 use crate::state::AppState;
 use crate::store::KeyCreateOutcome;
 
+use super::rate_limit::Bucket;
+
+/// Creating and revoking keys are durable writes; one session must not flood the database.
+fn write_allowed(state: &AppState, who: &Principal) -> Result<(), Error> {
+    state
+        .limits
+        .take_for_account(Bucket::AccountWrites, &who.user.id, state.now())
+}
+
 /// A validated request for a new key.
 #[derive(Debug)]
 pub struct KeyRequest {
@@ -25,8 +34,9 @@ pub async fn create(
     who: &Principal,
     req: KeyRequest,
 ) -> Result<(Secret, ApiKey), Error> {
-    who.session_id().ok_or(Error::SessionRequired)?;
+    let session_id = who.session_id().ok_or(Error::SessionRequired)?;
     let now = state.now();
+    write_allowed(state, who)?;
     let generated = api_key::generate(&state.config.api_keys.prefix);
     let ttl = crate::clock::secs(req.expires_in);
     let key = ApiKey {
@@ -47,7 +57,7 @@ pub async fn create(
     {
         KeyCreateOutcome::LimitReached => Err(Error::ApiKeyLimitReached),
         KeyCreateOutcome::Created => {
-            tracing::info!(user_id = %key.user_id, key_id = %key.id, "api key created");
+            tracing::info!(user_id = %key.user_id, session_id, key_id = %key.id, "api key created");
             Ok((generated.secret, key))
         }
     }
@@ -70,13 +80,14 @@ pub async fn list(state: &AppState, who: &Principal) -> Result<Vec<ApiKey>, Erro
 
 /// Revoke one of the caller's keys; another user's or an unknown id is `NotFound`.
 pub async fn revoke(state: &AppState, who: &Principal, key_id: &str) -> Result<(), Error> {
-    who.session_id().ok_or(Error::SessionRequired)?;
+    let session_id = who.session_id().ok_or(Error::SessionRequired)?;
+    write_allowed(state, who)?;
     if state
         .store
         .revoke_api_key(who.user.id.clone(), key_id.to_string())
         .await?
     {
-        tracing::info!(user_id = %who.user.id, key_id, "api key revoked");
+        tracing::info!(user_id = %who.user.id, session_id, key_id, "api key revoked");
         Ok(())
     } else {
         Err(Error::NotFound)

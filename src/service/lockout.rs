@@ -7,6 +7,11 @@
 //! lock reveals nothing. Once saturated that is 24 guesses a day, and the lock always ends, so
 //! the owner is never locked out for good (per-address limits keep one attacker from locking
 //! many accounts cheaply).
+//!
+//! A lock must not become a way to keep an owner out: whoever knows an email could send one
+//! wrong guess per lock period for ever. So a client network from which the account completed a
+//! login in the last 30 days (the caller says whether this one is) is not refused by the lock;
+//! its guesses still count, and the per-address limits still apply to it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -37,24 +42,24 @@ impl AccountLock {
         self.runs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// 429 while the user is locked.
-    pub fn check(&self, user_id: &str, now: UnixTime) -> Result<(), Error> {
-        match self.runs().get(user_id) {
-            Some(run) => locked(run, now),
-            None => Ok(()),
-        }
-    }
-
-    /// Start an attempt: 429 while locked; otherwise it is counted now, as if it will fail,
-    /// and `succeed` takes it back.
-    pub fn begin(&self, user_id: &str, now: UnixTime) -> Result<(), Error> {
+    /// Start an attempt: 429 while locked, unless it comes from a `known` network; otherwise
+    /// it is counted now, as if it will fail, and `succeed` takes it back.
+    pub fn begin(&self, user_id: &str, now: UnixTime, known: bool) -> Result<(), Error> {
         let mut runs = self.runs();
         let run = runs.entry(user_id.to_string()).or_default();
-        locked(run, now)?;
+        if !known {
+            locked(run, now).inspect_err(|_| {
+                tracing::info!(limit = "account_lock", user_id, "rate limited");
+            })?;
+        }
         run.attempts = run.attempts.saturating_add(1);
         if run.attempts >= FREE_ATTEMPTS {
             let doublings = (run.attempts - FREE_ATTEMPTS).min(10);
-            run.locked_until = now + (FIRST_LOCK_SECS << doublings).min(MAX_LOCK_SECS);
+            let until = now + (FIRST_LOCK_SECS << doublings).min(MAX_LOCK_SECS);
+            if run.locked_until <= now {
+                tracing::warn!(user_id, attempts = run.attempts, lock_secs = until - now, "account locked");
+            }
+            run.locked_until = until;
         }
         Ok(())
     }
@@ -96,23 +101,48 @@ mod tests {
         }
     }
 
+    /// How long the lock has left, as a stranger would be told.
+    fn check(t: &AccountLock, user: &str, now: UnixTime) -> Result<(), Error> {
+        match t.runs().get(user) {
+            Some(run) => locked(run, now),
+            None => Ok(()),
+        }
+    }
+
     #[test]
     fn attempts_count_when_they_start_and_lock_with_growing_delays() {
         let t = AccountLock::default();
         for _ in 0..FREE_ATTEMPTS {
-            assert!(t.begin("u", 100).is_ok());
+            assert!(t.begin("u", 100, false).is_ok());
         }
-        assert_eq!(retry(t.begin("u", 100)), Some(30), "locked after the fifth");
-        assert_eq!(retry(t.check("u", 100)), Some(30));
-        assert!(t.begin("u", 130).is_ok(), "the lock ends");
+        assert_eq!(retry(t.begin("u", 100, false)), Some(30), "locked after the fifth");
+        assert_eq!(retry(check(&t, "u", 100)), Some(30));
+        assert!(t.begin("u", 130, false).is_ok(), "the lock ends");
         assert_eq!(
-            retry(t.check("u", 130)),
+            retry(check(&t, "u", 130)),
             Some(60),
             "and the next one doubles"
         );
-        assert!(t.check("other", 130).is_ok(), "per account");
+        assert!(check(&t, "other", 130).is_ok(), "per account");
         t.succeed("u");
-        assert!(t.begin("u", 131).is_ok());
+        assert!(t.begin("u", 131, false).is_ok());
+    }
+
+    #[test]
+    fn a_known_network_is_not_refused_by_the_lock_but_its_guesses_count() {
+        let t = AccountLock::default();
+        for _ in 0..FREE_ATTEMPTS {
+            assert!(t.begin("u", 100, false).is_ok());
+        }
+        assert!(t.begin("u", 100, false).is_err(), "a stranger is refused");
+        assert!(t.begin("u", 100, true).is_ok(), "the owner's network is not");
+        assert_eq!(
+            retry(check(&t, "u", 100)),
+            Some(60),
+            "and its wrong guess made the lock longer"
+        );
+        t.succeed("u");
+        assert!(t.begin("u", 100, false).is_ok(), "its success ends the run");
     }
 
     #[test]
@@ -121,12 +151,12 @@ mod tests {
         let mut now = 0;
         for _ in 0..25 {
             assert!(
-                t.begin("u", now).is_ok(),
+                t.begin("u", now, false).is_ok(),
                 "allowed once the lock has passed"
             );
-            now += i64::try_from(retry(t.check("u", now)).unwrap_or(0)).expect("small");
+            now += i64::try_from(retry(check(&t, "u", now)).unwrap_or(0)).expect("small");
         }
-        t.begin("u", now).expect("allowed");
-        assert_eq!(retry(t.check("u", now)), Some(3600));
+        t.begin("u", now, false).expect("allowed");
+        assert_eq!(retry(check(&t, "u", now)), Some(3600));
     }
 }

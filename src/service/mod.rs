@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admin;
 pub mod api_keys;
 pub mod credentials;
+pub mod guesses;
 pub mod health;
 pub mod lockout;
 pub mod rate_limit;

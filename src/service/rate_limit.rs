@@ -1,34 +1,75 @@
-//! Per-client-address token buckets: how often one address may try to log in, register or
-//! refresh, and how many failed credentials it may present. Each bucket holds `count` tokens and
-//! refills at `count` per `per`, continuously; a request needs a token in every configured
-//! window (e.g. 10 a minute and 100 an hour). Answers 429 `rate_limited` with `Retry-After`,
-//! never 401. `rate_limits.enabled = false` turns all of it off (benchmarks).
+//! Token buckets per client and per account: how often one client (an IPv4 address or an IPv6
+//! network) may try to log in, register, present a refused refresh token or guess a password or
+//! code, and how many writes one account may cause. Each bucket holds `count` tokens and refills
+//! at `count` per `per`, continuously; a request needs a token in every configured window (e.g.
+//! 10 a minute and 100 an hour). Answers 429 `rate_limited` with `Retry-After`.
+//!
+//! Memory is bounded: at most `max_tracked_clients` (limit, client) pairs, the least recently
+//! seen forgotten first, in shards so that no one lock serialises every request, and each check
+//! is O(1). Forgetting a pair only ever gives that client a full bucket again, which is what an
+//! attacker with that many addresses could get anyway. `rate_limits.enabled = false` turns all of
+//! it off (benchmarks).
 
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use lru::LruCache;
+
 use crate::clock::UnixTime;
 use crate::config::{Rate, RateLimitsConfig};
+use crate::domain::net::client_network;
 use crate::error::Error;
 
 /// What is being counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bucket {
-    /// Login attempts.
+    /// Login attempts, per client.
     Login,
-    /// Registrations.
+    /// Registrations, per client.
     Register,
-    /// Refresh-token exchanges.
+    /// Refused refresh tokens, per client.
     Refresh,
-    /// Failed credentials of any kind.
+    /// Password and code guesses, per client, counted as they start.
     Failures,
+    /// Durable writes one account causes (2FA setup, API keys, session revoke), per account.
+    AccountWrites,
 }
 
-/// Above this many tracked (bucket, address) pairs, full buckets are forgotten: an address
-/// whose buckets are full is indistinguishable from a new one.
-const MAX_TRACKED: usize = 100_000;
+impl Bucket {
+    const ALL: [Bucket; 5] = [
+        Bucket::Login,
+        Bucket::Register,
+        Bucket::Refresh,
+        Bucket::Failures,
+        Bucket::AccountWrites,
+    ];
+
+    /// The limit's name in logs and in the config's `[rate_limits]`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bucket::Login => "login",
+            Bucket::Register => "register",
+            Bucket::Refresh => "refresh",
+            Bucket::Failures => "failures",
+            Bucket::AccountWrites => "account_writes",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Who a bucket belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Subject {
+    Client(IpAddr),
+    Account(Box<str>),
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Level {
@@ -36,66 +77,96 @@ struct Level {
     at: UnixTime,
 }
 
-/// The buckets of every address.
+type Shard = Mutex<LruCache<(Bucket, Subject), Vec<Level>>>;
+
+/// Independent locks; a power of two well above the core count keeps contention rare.
+const SHARDS: usize = 16;
+
+/// The buckets of every client and account.
 #[derive(Debug)]
 pub struct RateLimiter {
     enabled: bool,
-    rates: HashMap<Bucket, Vec<Rate>>,
-    levels: Mutex<HashMap<(Bucket, IpAddr), Vec<Level>>>,
+    ipv6_prefix: u8,
+    rates: [Vec<Rate>; Bucket::ALL.len()],
+    hasher: RandomState,
+    shards: Box<[Shard]>,
 }
 
 impl RateLimiter {
     /// Buckets as configured.
     pub fn new(cfg: &RateLimitsConfig) -> Self {
-        let rates = [
-            (Bucket::Login, cfg.login.clone()),
-            (Bucket::Register, cfg.register.clone()),
-            (Bucket::Refresh, cfg.refresh.clone()),
-            (Bucket::Failures, cfg.failures.clone()),
-        ]
-        .into_iter()
-        .collect();
+        let per_shard = NonZeroUsize::new(cfg.max_tracked_clients.div_ceil(SHARDS).max(1))
+            .unwrap_or(NonZeroUsize::MIN);
         Self {
             enabled: cfg.enabled,
-            rates,
-            levels: Mutex::new(HashMap::new()),
+            ipv6_prefix: cfg.ipv6_prefix,
+            rates: Bucket::ALL.map(|b| match b {
+                Bucket::Login => cfg.login.clone(),
+                Bucket::Register => cfg.register.clone(),
+                Bucket::Refresh => cfg.refresh.clone(),
+                Bucket::Failures => cfg.failures.clone(),
+                Bucket::AccountWrites => cfg.account_writes.clone(),
+            }),
+            hasher: RandomState::new(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(LruCache::new(per_shard)))
+                .collect(),
         }
     }
 
-    /// Take one token from every window of `bucket` for `ip`, or 429 if any is empty.
+    /// Take one token from every window of `bucket` for the client at `ip`, or 429 if any is
+    /// empty (and nothing is taken).
     pub fn take(&self, bucket: Bucket, ip: Option<IpAddr>, now: UnixTime) -> Result<(), Error> {
-        self.with(bucket, ip, now, true)
+        let Some(ip) = ip else { return Ok(()) };
+        let net = client_network(ip, self.ipv6_prefix);
+        self.take_from(bucket, Subject::Client(net), now)
+            .inspect_err(|_| tracing::info!(limit = bucket.name(), client = %net, "rate limited"))
     }
 
-    /// 429 if any window of `bucket` for `ip` is empty; takes nothing.
-    pub fn check(&self, bucket: Bucket, ip: Option<IpAddr>, now: UnixTime) -> Result<(), Error> {
-        self.with(bucket, ip, now, false)
-    }
-
-    /// Take a token if there is one; used to count events that already happened.
-    pub fn record(&self, bucket: Bucket, ip: Option<IpAddr>, now: UnixTime) {
-        let _ = self.with(bucket, ip, now, true);
-    }
-
-    fn with(
+    /// Take one token from every window of `bucket` for the account `user_id`, or 429.
+    pub fn take_for_account(
         &self,
         bucket: Bucket,
-        ip: Option<IpAddr>,
+        user_id: &str,
         now: UnixTime,
-        take: bool,
     ) -> Result<(), Error> {
-        let (true, Some(ip), Some(rates)) = (self.enabled, ip, self.rates.get(&bucket)) else {
-            return Ok(());
+        self.take_from(bucket, Subject::Account(user_id.into()), now)
+            .inspect_err(|_| tracing::info!(limit = bucket.name(), user_id, "rate limited"))
+    }
+
+    /// Return a token taken for an attempt that turned out not to count (a right password).
+    pub fn give_back(&self, bucket: Bucket, ip: Option<IpAddr>) {
+        let (true, Some(ip)) = (self.enabled, ip) else {
+            return;
         };
-        if rates.is_empty() {
+        let key = (bucket, Subject::Client(client_network(ip, self.ipv6_prefix)));
+        let rates = &self.rates[bucket.index()];
+        if let Some(levels) = self.shard(&key).get_mut(&key) {
+            for (level, rate) in levels.iter_mut().zip(rates) {
+                level.tokens = (level.tokens + 1.0).min(f64::from(rate.count));
+            }
+        }
+    }
+
+    /// How many (limit, client) pairs are remembered now; never above `max_tracked_clients`
+    /// (rounded up to a multiple of the shard count).
+    pub fn tracked(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    fn shard(&self, key: &(Bucket, Subject)) -> std::sync::MutexGuard<'_, LruCache<(Bucket, Subject), Vec<Level>>> {
+        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+        lock(&self.shards[i])
+    }
+
+    fn take_from(&self, bucket: Bucket, subject: Subject, now: UnixTime) -> Result<(), Error> {
+        let rates = &self.rates[bucket.index()];
+        if !self.enabled || rates.is_empty() {
             return Ok(());
         }
-        let mut all = self.levels.lock().unwrap_or_else(|p| p.into_inner());
-        if all.len() >= MAX_TRACKED {
-            let rates = &self.rates;
-            all.retain(|(b, _), levels| !is_full(rates.get(b), levels, now));
-        }
-        let levels = all.entry((bucket, ip)).or_insert_with(|| {
+        let key = (bucket, subject);
+        let mut shard = self.shard(&key);
+        let levels = shard.get_or_insert_mut(key, || {
             rates
                 .iter()
                 .map(|r| Level {
@@ -116,13 +187,16 @@ impl RateLimiter {
                 retry_after: Duration::from_secs(wait.ceil().max(1.0) as u64),
             });
         }
-        if take {
-            for level in levels.iter_mut() {
-                level.tokens -= 1.0;
-            }
+        for level in levels.iter_mut() {
+            level.tokens -= 1.0;
         }
         Ok(())
     }
+}
+
+/// A poisoned shard still holds valid buckets, so it is used as is.
+fn lock(shard: &Shard) -> std::sync::MutexGuard<'_, LruCache<(Bucket, Subject), Vec<Level>>> {
+    shard.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn per_token(rate: &Rate) -> f64 {
@@ -133,15 +207,6 @@ fn refill(level: &mut Level, rate: &Rate, now: UnixTime) {
     let elapsed = (now - level.at).max(0) as f64;
     level.tokens = (level.tokens + elapsed / per_token(rate)).min(f64::from(rate.count));
     level.at = now;
-}
-
-fn is_full(rates: Option<&Vec<Rate>>, levels: &[Level], now: UnixTime) -> bool {
-    let Some(rates) = rates else { return true };
-    levels.iter().zip(rates).all(|(l, r)| {
-        let mut l = *l;
-        refill(&mut l, r, now);
-        l.tokens >= f64::from(r.count)
-    })
 }
 
 #[cfg(test)]
@@ -159,6 +224,10 @@ mod tests {
 
     fn ip(last: u8) -> Option<IpAddr> {
         Some(IpAddr::from([192, 0, 2, last]))
+    }
+
+    fn v6(s: &str) -> Option<IpAddr> {
+        Some(s.parse().expect("ipv6"))
     }
 
     #[test]
@@ -195,17 +264,67 @@ mod tests {
     }
 
     #[test]
-    fn check_takes_nothing_and_disabled_allows_everything() {
+    fn a_token_given_back_is_usable_again_and_disabled_allows_everything() {
         let l = limiter(&["1/1m"]);
-        assert!(l.check(Bucket::Login, ip(1), 0).is_ok());
-        assert!(l.check(Bucket::Login, ip(1), 0).is_ok());
-        l.record(Bucket::Login, ip(1), 0);
-        assert!(l.check(Bucket::Login, ip(1), 0).is_err());
+        assert!(l.take(Bucket::Login, ip(1), 0).is_ok());
+        assert!(l.take(Bucket::Login, ip(1), 0).is_err());
+        l.give_back(Bucket::Login, ip(1));
+        assert!(l.take(Bucket::Login, ip(1), 0).is_ok());
         let mut cfg = crate::config::Config::default().rate_limits;
         cfg.enabled = false;
         let off = RateLimiter::new(&cfg);
         for _ in 0..1000 {
             assert!(off.take(Bucket::Login, ip(1), 0).is_ok());
+            assert!(off.take_for_account(Bucket::AccountWrites, "u", 0).is_ok());
         }
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_network_share_buckets() {
+        let l = limiter(&["2/1m"]);
+        assert!(l.take(Bucket::Login, v6("2001:db8:1:2::1"), 0).is_ok());
+        assert!(l.take(Bucket::Login, v6("2001:db8:1:2:ffff::9"), 0).is_ok());
+        assert!(
+            l.take(Bucket::Login, v6("2001:db8:1:2:abcd::7"), 0).is_err(),
+            "a third address of the same /64"
+        );
+        assert!(l.take(Bucket::Login, v6("2001:db8:1:3::1"), 0).is_ok(), "next /64");
+        assert!(l.take(Bucket::Login, v6("::ffff:192.0.2.1"), 0).is_ok());
+        assert!(l.take(Bucket::Login, ip(1), 0).is_ok());
+        assert!(
+            l.take(Bucket::Login, ip(1), 0).is_err(),
+            "IPv4-mapped and plain IPv4 are one client"
+        );
+    }
+
+    #[test]
+    fn accounts_have_their_own_buckets() {
+        let mut cfg = crate::config::Config::default().rate_limits;
+        cfg.account_writes = vec![Rate::parse("2/1m").expect("rate")];
+        let l = RateLimiter::new(&cfg);
+        assert!(l.take_for_account(Bucket::AccountWrites, "user-a", 0).is_ok());
+        assert!(l.take_for_account(Bucket::AccountWrites, "user-a", 0).is_ok());
+        assert!(l.take_for_account(Bucket::AccountWrites, "user-a", 0).is_err());
+        assert!(l.take_for_account(Bucket::AccountWrites, "user-b", 0).is_ok());
+    }
+
+    #[test]
+    fn memory_stays_bounded_and_recent_clients_are_kept() {
+        let mut cfg = crate::config::Config::default().rate_limits;
+        cfg.max_tracked_clients = 1_000;
+        cfg.login = vec![Rate::parse("1/1h").expect("rate")];
+        let l = RateLimiter::new(&cfg);
+        // One client keeps coming back while 300k others pass through once each.
+        let regular = v6("2001:db8::1");
+        assert!(l.take(Bucket::Login, regular, 0).is_ok());
+        for i in 0..300_000_u32 {
+            let [a, b, c, d] = i.to_be_bytes();
+            let _ = l.take(Bucket::Login, Some(IpAddr::from([10, b ^ a, c, d])), 0);
+            if i % 50 == 0 {
+                assert!(l.take(Bucket::Login, regular, 0).is_err(), "still limited at {i}");
+            }
+        }
+        assert!(l.tracked() <= 1_000 + SHARDS, "{}", l.tracked());
+        assert!(l.tracked() >= 900, "{}", l.tracked());
     }
 }

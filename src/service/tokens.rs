@@ -10,6 +10,8 @@ use crate::secret::Secret;
 use crate::state::AppState;
 use crate::store::Rotation;
 
+use super::rate_limit::Bucket;
+
 /// What a client receives after register, login or refresh.
 #[derive(Debug, Clone)]
 pub struct TokenPair {
@@ -62,9 +64,22 @@ pub async fn refresh(
     presented: Secret,
     client_ip: Option<std::net::IpAddr>,
 ) -> Result<TokenPair, Error> {
-    state
-        .limits
-        .take(super::rate_limit::Bucket::Refresh, client_ip, state.now())?;
+    let result = exchange(state, presented, client_ip).await;
+    // Only refused tokens count against the client: a valid refresh token is never refused
+    // because of what other clients behind the same address did.
+    if matches!(result, Err(Error::InvalidRefreshToken)) {
+        state
+            .limits
+            .take(Bucket::Refresh, client_ip, state.now())?;
+    }
+    result
+}
+
+async fn exchange(
+    state: &Arc<AppState>,
+    presented: Secret,
+    client_ip: Option<std::net::IpAddr>,
+) -> Result<TokenPair, Error> {
     if !well_formed(presented.expose()) {
         return Err(Error::InvalidRefreshToken);
     }
@@ -78,7 +93,8 @@ pub async fn refresh(
     // mid-request (hyper then drops this future): otherwise a retry within the grace would find
     // a committed rotation without its successor. A spawned task runs to completion regardless.
     let state = state.clone();
-    tokio::spawn(async move { rotate(&state, presented_hash).await })
+    let task = async move { rotate(&state, presented_hash, client_ip).await };
+    tokio::spawn(tracing::Instrument::in_current_span(task))
         .await
         .unwrap_or_else(|e| {
             if e.is_panic() {
@@ -88,7 +104,11 @@ pub async fn refresh(
         })
 }
 
-async fn rotate(state: &AppState, presented_hash: [u8; 32]) -> Result<TokenPair, Error> {
+async fn rotate(
+    state: &AppState,
+    presented_hash: [u8; 32],
+    client_ip: Option<std::net::IpAddr>,
+) -> Result<TokenPair, Error> {
     let grace = crate::clock::secs(state.config.tokens.refresh_reuse_grace);
     let mut cache = state.refresh.lock().await;
     let now = state.now();
@@ -122,8 +142,11 @@ async fn rotate(state: &AppState, presented_hash: [u8; 32]) -> Result<TokenPair,
                 Err(Error::InvalidRefreshToken)
             }
         },
-        Rotation::Reused => {
-            tracing::warn!("refresh token reuse detected; session ended");
+        Rotation::Reused {
+            session_id,
+            user_id,
+        } => {
+            tracing::warn!(user_id, session_id, client = ?client_ip, "refresh token reuse detected; session ended");
             Err(Error::InvalidRefreshToken)
         }
         Rotation::Unknown => Err(Error::InvalidRefreshToken),

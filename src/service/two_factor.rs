@@ -1,6 +1,8 @@
 //! Two-factor authentication: setup (a pending secret), verify (enable, with backup codes),
 //! disable, and the code check that login shares.
 
+use std::net::IpAddr;
+
 use crate::clock::UnixTime;
 use crate::crypto::{backup_codes, random, totp};
 use crate::domain::models::{Credential, Principal};
@@ -10,6 +12,9 @@ use crate::secret::{Secret, SecretBytes};
 use crate::state::AppState;
 use crate::store::records::UserRecord;
 use crate::store::{DisableOutcome, EnableOutcome, SecondFactorUse, SetupOutcome};
+
+use super::guesses;
+use super::rate_limit::Bucket;
 
 /// How recent a session's password proof must be to enrol an authenticator without sending
 /// the password again.
@@ -55,8 +60,9 @@ pub async fn setup(
     state: &AppState,
     who: &Principal,
     password: Option<Password>,
+    ip: Option<IpAddr>,
 ) -> Result<Enrolment, Error> {
-    let (_, auth_time) = session_of(who)?;
+    let (session_id, auth_time) = session_of(who)?;
     let user = record(state, who).await?;
     if user.two_factor_enabled {
         return Err(Error::TwoFactorAlreadyEnabled);
@@ -65,14 +71,24 @@ pub async fn setup(
         let Some(password) = password else {
             return Err(Error::ReauthenticationRequired);
         };
+        // A stolen session must not become a password oracle: this check is a guess like a
+        // login's, under the same limits.
+        let guess = guesses::begin(state, &user, ip)?;
         let verified = state
             .hasher
             .verify(password, Some(user.password_hash.clone()))
             .await?;
         if !verified.ok {
+            guess.failed();
+            tracing::info!(user_id = %user.id, session_id, client = ?ip, "2FA setup: wrong password");
             return Err(Error::ReauthenticationRequired);
         }
+        guess.succeeded();
     }
+    // Each setup is a durable write; one session must not be able to flood the database.
+    state
+        .limits
+        .take_for_account(Bucket::AccountWrites, &user.id, state.now())?;
     let secret = totp::new_secret();
     let b32 = totp::encode_secret(&secret);
     let url = totp::otpauth_url(&state.config.issuer, &user.email, &b32);
@@ -93,18 +109,24 @@ pub async fn setup(
 
 /// Confirm the pending secret with a code: two-factor authentication goes on, the user's other
 /// sessions end, and ten backup codes are returned (shown this once).
-pub async fn verify(state: &AppState, who: &Principal, code: Secret) -> Result<Vec<Secret>, Error> {
+pub async fn verify(
+    state: &AppState,
+    who: &Principal,
+    code: Secret,
+    ip: Option<IpAddr>,
+) -> Result<Vec<Secret>, Error> {
     let (session_id, _) = session_of(who)?;
     let now = state.now();
     let user = record(state, who).await?;
     if user.two_factor_enabled {
         return Err(Error::TwoFactorAlreadyEnabled);
     }
-    let Some(pending) = user.totp_pending else {
+    let Some(pending) = user.totp_pending.clone() else {
         return Err(Error::TwoFactorNotSetUp);
     };
-    state.account_lock.begin(&user.id, now)?;
+    let guess = guesses::begin(state, &user, ip)?;
     let Some(step) = totp::matching_step(pending.expose(), code.expose(), now, None) else {
+        guess.failed();
         return Err(Error::WrongTotpCode);
     };
     let codes = backup_codes::generate();
@@ -127,13 +149,19 @@ pub async fn verify(state: &AppState, who: &Principal, code: Secret) -> Result<V
         .await?;
     match outcome {
         EnableOutcome::Enabled => {
-            state.account_lock.succeed(&user.id);
-            tracing::info!(user_id = %user.id, "two-factor authentication enabled");
+            guess.succeeded();
+            tracing::info!(user_id = %user.id, session_id, client = ?ip, "two-factor authentication enabled");
             Ok(codes)
         }
-        EnableOutcome::AlreadyEnabled => Err(Error::TwoFactorAlreadyEnabled),
+        EnableOutcome::AlreadyEnabled => {
+            guess.pending();
+            Err(Error::TwoFactorAlreadyEnabled)
+        }
         // A newer setup replaced the secret this code was for.
-        EnableOutcome::PendingChanged => Err(Error::WrongTotpCode),
+        EnableOutcome::PendingChanged => {
+            guess.failed();
+            Err(Error::WrongTotpCode)
+        }
     }
 }
 
@@ -143,32 +171,42 @@ pub async fn disable(
     who: &Principal,
     password: Password,
     code: Secret,
+    ip: Option<IpAddr>,
 ) -> Result<(), Error> {
-    session_of(who)?;
-    let now = state.now();
+    let (session_id, _) = session_of(who)?;
     let user = record(state, who).await?;
     if !user.two_factor_enabled {
         return Err(Error::TwoFactorNotEnabled);
     }
-    state.account_lock.begin(&user.id, now)?;
+    let guess = guesses::begin(state, &user, ip)?;
     let verified = state
         .hasher
         .verify(password, Some(user.password_hash.clone()))
         .await?;
     if !verified.ok {
+        guess.failed();
+        tracing::info!(user_id = %user.id, session_id, client = ?ip, "2FA disable: wrong password");
         return Err(Error::InvalidPassword);
     }
     let Some(used) = check_code(state, &user, code.expose()).await? else {
+        guess.failed();
+        tracing::info!(user_id = %user.id, session_id, client = ?ip, "2FA disable: wrong code");
         return Err(Error::WrongTotpCode);
     };
     match state.store.disable_totp(user.id.clone(), used).await? {
         DisableOutcome::Disabled => {
-            state.account_lock.succeed(&user.id);
-            tracing::info!(user_id = %user.id, "two-factor authentication disabled");
+            guess.succeeded();
+            tracing::info!(user_id = %user.id, session_id, client = ?ip, "two-factor authentication disabled");
             Ok(())
         }
-        DisableOutcome::NotEnabled => Err(Error::TwoFactorNotEnabled),
-        DisableOutcome::CodeSpent => Err(Error::WrongTotpCode),
+        DisableOutcome::NotEnabled => {
+            guess.pending();
+            Err(Error::TwoFactorNotEnabled)
+        }
+        DisableOutcome::CodeSpent => {
+            guess.failed();
+            Err(Error::WrongTotpCode)
+        }
     }
 }
 

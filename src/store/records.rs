@@ -58,6 +58,10 @@ pub struct UserRecord {
     /// scrypt digests of the backup codes, and whether each has been used.
     #[serde(default)]
     pub backup_codes: Vec<([u8; 32], bool)>,
+    /// Client networks the account completed a login from, with when: the account lock does
+    /// not refuse them.
+    #[serde(default)]
+    pub login_networks: Vec<(String, UnixTime)>,
 }
 
 impl UserRecord {

@@ -33,6 +33,8 @@ pub struct NewSession {
     pub user_agent: Option<String>,
     /// Client address.
     pub ip: Option<String>,
+    /// The client network the account lock will know (see `domain::net::login_network`).
+    pub network: Option<String>,
     /// SHA-256 of its first refresh token.
     pub refresh_hash: [u8; 32],
 }
@@ -48,7 +50,12 @@ pub enum Rotation {
         session_id: String,
     },
     /// A rotated-out token outside the grace: the session has been ended.
-    Reused,
+    Reused {
+        /// The session that was ended.
+        session_id: String,
+        /// Its owner.
+        user_id: String,
+    },
     /// Unknown, or its session has expired.
     Unknown,
 }
@@ -214,7 +221,8 @@ impl Store {
                     return Ok((Rotation::WithinGrace { session_id }, Changed::No));
                 }
                 delete_session(tx, &s)?;
-                return Ok((Rotation::Reused, Changed::Yes));
+                let (session_id, user_id) = (s.id, s.user_id);
+                return Ok((Rotation::Reused { session_id, user_id }, Changed::Yes));
             }
             let mut tokens = tx.open_table(REFRESH_TOKENS)?;
             s.previous_hashes.push(s.current_hash);
@@ -286,6 +294,7 @@ mod tests {
             expires_at: now + 1000,
             user_agent: None,
             ip: None,
+            network: None,
             refresh_hash: [hash; 32],
         }
     }
@@ -308,6 +317,7 @@ mod tests {
             totp_last_step: None,
             backup_salt: None,
             backup_codes: Vec::new(),
+            login_networks: Vec::new(),
         }
     }
 
@@ -333,13 +343,13 @@ mod tests {
             .await
             .expect("rotate");
         assert!(matches!(r, Rotation::Rotated(ref s) if s.last_used_at == 110));
-        assert_eq!(
+        assert!(matches!(
             store
                 .rotate_refresh([1; 32], [3; 32], 111, 0)
                 .await
                 .expect("reuse"),
-            Rotation::Reused
-        );
+            Rotation::Reused { .. }
+        ));
         // The successor died with the session.
         assert_eq!(
             store
@@ -372,13 +382,13 @@ mod tests {
             }
         );
         // Past the grace it is reuse.
-        assert_eq!(
+        assert!(matches!(
             store
                 .rotate_refresh([1; 32], [3; 32], 121, 10)
                 .await
                 .expect("reuse"),
-            Rotation::Reused
-        );
+            Rotation::Reused { .. }
+        ));
     }
 
     #[tokio::test]

@@ -101,6 +101,7 @@ impl Store {
                 totp_last_step: None,
                 backup_salt: None,
                 backup_codes: Vec::new(),
+                login_networks: Vec::new(),
             };
             put_user(tx, &record)?;
             insert_session(tx, session)?;
@@ -137,6 +138,7 @@ impl Store {
             if let Some(hash) = rehash {
                 user.password_hash = hash;
             }
+            remember_network(&mut user, &session);
             put_user(tx, &user)?;
             insert_session(tx, session)?;
             Ok((LoginOutcome::Started, Changed::Yes))
@@ -205,6 +207,13 @@ pub enum LoginOutcome {
 }
 
 /// The user with this id; a dangling reference to a missing user is damage.
+/// A completed login makes its client network known to the account lock.
+fn remember_network(user: &mut UserRecord, session: &NewSession) {
+    if let Some(network) = &session.network {
+        crate::domain::net::note_login_network(&mut user.login_networks, network.clone(), session.now);
+    }
+}
+
 pub(super) fn get_user(tx: &WriteTransaction, id: &str) -> Result<UserRecord, StoreError> {
     let users = tx.open_table(USERS)?;
     let Some(bytes) = users.get(id)? else {

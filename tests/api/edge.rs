@@ -35,9 +35,9 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
     for (method, path, allow) in [
         ("GET", "/v1/auth/login", "POST"),
         ("PUT", "/v1/auth/register", "POST"),
-        ("TRACE", "/v1/auth/me", "GET"),
-        ("DELETE", "/v1/auth/sessions", "GET"),
-        ("POST", "/.well-known/jwks.json", "GET"),
+        ("TRACE", "/v1/auth/me", "GET, HEAD"),
+        ("DELETE", "/v1/auth/sessions", "GET, HEAD"),
+        ("POST", "/.well-known/jwks.json", "GET, HEAD"),
         ("PATCH", "/v1/auth/api-keys/key-x", "DELETE"),
     ] {
         let r = app.request(method, path, &[], None).await;
@@ -45,6 +45,43 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
         assert_eq!(r.code(), "method_not_allowed");
         assert_eq!(r.header("allow"), Some(allow));
     }
+}
+
+#[tokio::test]
+async fn head_is_answered_on_every_get_route_without_a_body() {
+    let app = TestApp::spawn().await;
+    let t = app.register("head@example.com").await;
+    let auth = format!("Bearer {}", t.token);
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/.well-known/jwks.json",
+        "/v1/openapi.json",
+        "/v1/auth/me",
+        "/v1/auth/verify",
+        "/v1/auth/sessions",
+        "/v1/auth/api-keys",
+    ] {
+        let headers = [("authorization", auth.as_str())];
+        let get = app.request("GET", path, &headers, None).await;
+        let head = app.request("HEAD", path, &headers, None).await;
+        assert_eq!(head.status, get.status, "{path}");
+        assert_eq!(get.status, 200, "{path}");
+        assert!(head.body.is_empty(), "{path}: HEAD has no body");
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "{path}"
+        );
+    }
+    let head = app.request("HEAD", "/healthz", &[], None).await;
+    let get = app.get("/healthz", None).await;
+    assert_eq!(
+        head.header("content-length").map(str::to_string),
+        Some(get.body.len().to_string()),
+        "HEAD says how long the GET body is"
+    );
 }
 
 #[tokio::test]

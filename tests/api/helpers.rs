@@ -329,3 +329,23 @@ pub fn hotp(key: &[u8], counter: u64) -> String {
         | h[o + 3] as u32;
     format!("{:06}", n % 1_000_000)
 }
+
+/// The path of a real component (nginx, caddy, promtool, ...) the test drives. Under CI
+/// (`CI=true`, where `.ci/run` installs it) a missing one fails the test; locally the test is
+/// skipped with the reason printed, so a developer without the package still gets a green run.
+pub fn require_tool(name: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .chain(["/usr/sbin".into(), "/sbin".into()])
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} is not installed; .ci/run installs it and CI needs it"
+        );
+        eprintln!("skipped: {name} is not installed (apt-get install it to run this test)");
+    }
+    found
+}

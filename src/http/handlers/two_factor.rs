@@ -24,7 +24,7 @@ pub async fn setup(
     let dto: Option<TotpSetupRequest> =
         read_optional_json(req, limits.max_body_bytes, limits.body_read_timeout).await?;
     let password = dto.and_then(|d| d.password);
-    let e = two_factor::setup(state, ctx.caller()?, password).await?;
+    let e = two_factor::setup(state, ctx.caller()?, password, ctx.client.ip).await?;
     let body = TotpSetupResponse {
         secret: e.secret.expose(),
         qr_code_url: e.qr_code_url.expose(),
@@ -43,7 +43,7 @@ pub async fn verify(
     let dto: TotpVerifyRequest =
         read_json(req, limits.max_body_bytes, limits.body_read_timeout).await?;
     let code = dto.code.ok_or(Error::field("code", "required"))?;
-    let codes = two_factor::verify(state, ctx.caller()?, code).await?;
+    let codes = two_factor::verify(state, ctx.caller()?, code, ctx.client.ip).await?;
     let body = TotpEnabledResponse {
         message_code: "2fa_enabled",
         backup_codes: codes.iter().map(|c| c.expose()).collect(),
@@ -67,7 +67,7 @@ pub async fn disable(
             return Err(Error::field(field, "required"));
         }
     };
-    two_factor::disable(state, ctx.caller()?, password, code).await?;
+    two_factor::disable(state, ctx.caller()?, password, code, ctx.client.ip).await?;
     Ok(json(
         StatusCode::OK,
         &MessageResponse {

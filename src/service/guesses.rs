@@ -1,0 +1,89 @@
+//! Every check of a password or a second-factor code, wherever it happens (login, 2FA setup,
+//! verify and disable), goes through here: it is counted when it *starts*, against the client's
+//! failure limit and the account's lock, so concurrent guesses cannot slip past either while
+//! earlier ones are still hashing. A success takes the count back.
+
+use std::net::IpAddr;
+
+use crate::domain::net::is_known_network;
+use crate::error::Error;
+use crate::state::AppState;
+use crate::store::records::UserRecord;
+
+use super::rate_limit::Bucket;
+
+/// A guess in progress. Dropping it without a verdict leaves it counted as a failure, which is
+/// what a client that went away mid-check gets.
+#[derive(Debug)]
+#[must_use = "say how the guess ended, or it stays counted as a failure"]
+pub struct Guess<'a> {
+    state: &'a AppState,
+    user_id: Option<String>,
+    ip: Option<IpAddr>,
+}
+
+/// Start a login's guess of `user`'s password or code (`None`: an unknown account, counted per
+/// client only). 429 when the client or the account is out of attempts; the account's lock
+/// does not refuse a network the account logged in from in the last 30 days, so whoever knows
+/// an email cannot keep its owner out.
+pub fn begin_login<'a>(
+    state: &'a AppState,
+    user: Option<&UserRecord>,
+    ip: Option<IpAddr>,
+) -> Result<Guess<'a>, Error> {
+    start(state, user, ip, true)
+}
+
+/// Start a guess made inside a session (2FA setup, verify, disable). The lock refuses every
+/// network here: a stolen session may well be used from its victim's.
+pub fn begin<'a>(
+    state: &'a AppState,
+    user: &UserRecord,
+    ip: Option<IpAddr>,
+) -> Result<Guess<'a>, Error> {
+    start(state, Some(user), ip, false)
+}
+
+fn start<'a>(
+    state: &'a AppState,
+    user: Option<&UserRecord>,
+    ip: Option<IpAddr>,
+    known_networks_pass: bool,
+) -> Result<Guess<'a>, Error> {
+    let now = state.now();
+    state.limits.take(Bucket::Failures, ip, now)?;
+    if let Some(user) = user {
+        let known = known_networks_pass
+            && ip.is_some_and(|ip| is_known_network(&user.login_networks, ip, now));
+        if let Err(e) = state.account_lock.begin(&user.id, now, known) {
+            state.limits.give_back(Bucket::Failures, ip);
+            return Err(e);
+        }
+    }
+    Ok(Guess {
+        state,
+        user_id: user.map(|u| u.id.clone()),
+        ip,
+    })
+}
+
+impl Guess<'_> {
+    /// It was right: the account's run of failures ends and the client's attempt is returned.
+    pub fn succeeded(self) {
+        if let Some(id) = &self.user_id {
+            self.state.account_lock.succeed(id);
+        }
+        self.state.limits.give_back(Bucket::Failures, self.ip);
+    }
+
+    /// A right password still waiting for its code: not a failure, but not a success either.
+    pub fn pending(self) {
+        if let Some(id) = &self.user_id {
+            self.state.account_lock.undo(id);
+        }
+        self.state.limits.give_back(Bucket::Failures, self.ip);
+    }
+
+    /// It was wrong; it stays counted.
+    pub fn failed(self) {}
+}
