@@ -137,6 +137,7 @@ fn fixture(rt: &Runtime) -> Fixture {
         expires_at: now + 30 * 24 * 3600,
         user_agent: Some("criterion".into()),
         ip: Some("127.0.0.1".into()),
+        keep_at_most: 100,
         network: Some("127.0.0.1".into()),
         refresh_hash,
     };

@@ -89,22 +89,23 @@ impl AppState {
         hashes.map(|h| usage.get(&h).copied()).collect()
     }
 
-    /// Write the pending API-key usage to the store in one transaction. If the write fails the
-    /// entries go back into the map (keeping any later use), so nothing is lost.
+    /// Write the pending API-key usage to the store in one transaction. Entries leave the map
+    /// only once written (and only if no later use came in meanwhile), so a list running during
+    /// the write still sees them, and a failed write loses nothing.
     pub async fn flush_key_usage(&self) -> Result<(), crate::store::StoreError> {
-        let pending: Vec<([u8; 32], UnixTime)> = self.usage().drain().collect();
+        let pending: Vec<([u8; 32], UnixTime)> =
+            self.usage().iter().map(|(h, at)| (*h, *at)).collect();
         if pending.is_empty() {
             return Ok(());
         }
-        let result = self.store.record_api_key_use(pending.clone()).await;
-        if result.is_err() {
-            let mut usage = self.usage();
-            for (hash, at) in pending {
-                let slot = usage.entry(hash).or_insert(at);
-                *slot = (*slot).max(at);
+        self.store.record_api_key_use(pending.clone()).await?;
+        let mut usage = self.usage();
+        for (hash, at) in pending {
+            if usage.get(&hash) == Some(&at) {
+                usage.remove(&hash);
             }
         }
-        result
+        Ok(())
     }
 
     /// The usage map; a poisoned lock still holds valid timestamps, so it is used as is.

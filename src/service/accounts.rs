@@ -203,6 +203,7 @@ fn new_session(state: &AppState, user_id: &str, client: ClientInfo) -> (NewSessi
         expires_at: now + ttl,
         user_agent: client.user_agent,
         ip: client.ip.map(|ip| ip.to_string()),
+        keep_at_most: state.config.tokens.max_sessions_per_user,
         network: client.ip.map(login_network),
         refresh_hash: hash,
     };

@@ -205,7 +205,7 @@ fn copy_all(src: &ReadTransaction, out: &Path) -> Result<(), StoreError> {
     copy(src, &tx, schema::USERS)?;
     copy(src, &tx, schema::USERS_BY_EMAIL)?;
     copy(src, &tx, schema::SESSIONS)?;
-    copy_multi(src, &tx, schema::SESSIONS_BY_USER)?;
+    copy_multi(src, &tx, schema::USER_SESSIONS)?;
     copy(src, &tx, schema::REFRESH_TOKENS)?;
     copy(src, &tx, schema::SIGNING_KEYS)?;
     copy(src, &tx, schema::API_KEYS)?;

@@ -71,6 +71,7 @@ impl Store {
             )?;
             let mut live = 0;
             let mut pruned = Changed::No;
+            let seq = existing.iter().map(|k| k.seq).max().map_or(0, |s| s + 1);
             for k in existing {
                 if key.created_at >= k.expires_at {
                     delete_key(tx, &k)?;
@@ -93,6 +94,7 @@ impl Store {
                 created_at: key.created_at,
                 expires_at: key.expires_at,
                 last_used_at: None,
+                seq,
             };
             tx.open_table(API_KEYS)?
                 .insert(record.hash.as_slice(), encode(&record)?.as_slice())?;
@@ -118,10 +120,9 @@ impl Store {
                 &tx.open_table(API_KEYS)?,
                 &user_id,
             )?;
-            let live = all.iter().filter(|k| now < k.expires_at).map(ApiKey::from);
-            Ok(newest_first(live.collect(), |k| {
-                (k.created_at, k.id.clone())
-            }))
+            let live: Vec<&ApiKeyRecord> = all.iter().filter(|k| now < k.expires_at).collect();
+            let sorted = newest_first(live, |k| (k.created_at, k.seq, k.id.clone()));
+            Ok(sorted.into_iter().map(ApiKey::from).collect())
         })
         .await
     }

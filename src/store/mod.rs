@@ -163,6 +163,10 @@ impl Store {
                         supported: schema::SCHEMA_VERSION,
                     })
                 }
+                Some(1) => {
+                    sessions::index_sessions_by_age(&tx)?;
+                    meta.insert("schema_version", schema::SCHEMA_VERSION)?;
+                }
                 Some(_) => {}
                 None => {
                     meta.insert("schema_version", schema::SCHEMA_VERSION)?;
@@ -171,7 +175,7 @@ impl Store {
             tx.open_table(schema::USERS)?;
             tx.open_table(schema::USERS_BY_EMAIL)?;
             tx.open_table(schema::SESSIONS)?;
-            tx.open_multimap_table(schema::SESSIONS_BY_USER)?;
+            tx.open_multimap_table(schema::USER_SESSIONS)?;
             tx.open_table(schema::REFRESH_TOKENS)?;
             tx.open_table(schema::SIGNING_KEYS)?;
             tx.open_table(schema::API_KEYS)?;

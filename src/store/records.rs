@@ -128,6 +128,9 @@ pub struct ApiKeyRecord {
     pub expires_at: UnixTime,
     /// Last use, written in batches.
     pub last_used_at: Option<UnixTime>,
+    /// Creation order among the user's keys: orders keys made within one second.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// A signing key.

@@ -3,7 +3,7 @@
 use redb::{MultimapTableDefinition, TableDefinition};
 
 /// The schema this build reads and writes. Opening a file with a newer one is refused.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// `schema_version` and other single values.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -13,8 +13,12 @@ pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 pub const USERS_BY_EMAIL: TableDefinition<&str, &str> = TableDefinition::new("users_by_email");
 /// session id -> CBOR `SessionRecord`.
 pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
-/// user id -> session ids.
-pub const SESSIONS_BY_USER: MultimapTableDefinition<&str, &str> =
+/// user id -> (created_at, expires_at, session id) of each of its sessions, oldest first, so
+/// that opening a session finds the expired and the oldest ones without reading any record.
+pub const USER_SESSIONS: MultimapTableDefinition<&str, (i64, i64, &str)> =
+    MultimapTableDefinition::new("user_sessions");
+/// Schema 1's index of sessions by user (session ids only); replaced by `USER_SESSIONS`.
+pub const SESSIONS_BY_USER_V1: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("sessions_by_user");
 /// SHA-256 of a refresh token (current or recently rotated out) -> session id.
 pub const REFRESH_TOKENS: TableDefinition<&[u8], &str> = TableDefinition::new("refresh_tokens");

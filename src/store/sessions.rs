@@ -11,7 +11,7 @@ use crate::clock::UnixTime;
 use crate::domain::models::Session;
 
 use super::records::{decode, encode, SessionRecord, UserRecord, RECORD_VERSION};
-use super::schema::{REFRESH_TOKENS, SESSIONS, SESSIONS_BY_USER, USERS};
+use super::schema::{REFRESH_TOKENS, SESSIONS, SESSIONS_BY_USER_V1, USERS, USER_SESSIONS};
 use super::{newest_first, Changed, Store, StoreError};
 
 /// How many rotated-out tokens per session still count as reuse when presented. Older ones are
@@ -33,6 +33,8 @@ pub struct NewSession {
     pub user_agent: Option<String>,
     /// Client address.
     pub ip: Option<String>,
+    /// Most sessions the user may hold once this one is open; the oldest beyond it end.
+    pub keep_at_most: usize,
     /// The client network the account lock will know (see `domain::net::login_network`).
     pub network: Option<String>,
     /// SHA-256 of its first refresh token.
@@ -67,10 +69,10 @@ pub(super) fn delete_sessions_where(
     doomed: impl Fn(&SessionRecord) -> bool,
 ) -> Result<(), StoreError> {
     let ids: Vec<String> = {
-        let index = tx.open_multimap_table(SESSIONS_BY_USER)?;
+        let index = tx.open_multimap_table(USER_SESSIONS)?;
         let mut ids = Vec::new();
-        for id in index.get(user_id)? {
-            ids.push(id?.value().to_string());
+        for entry in index.get(user_id)? {
+            ids.push(entry?.value().2.to_string());
         }
         ids
     };
@@ -84,14 +86,70 @@ pub(super) fn delete_sessions_where(
     Ok(())
 }
 
-/// Delete the user's expired sessions; run whenever the user opens a new one, so sessions that
-/// are never refreshed again do not pile up.
-fn prune_expired(tx: &WriteTransaction, user_id: &str, now: UnixTime) -> Result<(), StoreError> {
-    delete_sessions_where(tx, user_id, |s| now >= s.expires_at)
+/// Make room for one more session of `user_id`: delete its expired sessions and, beyond
+/// `keep_at_most - 1` live ones, the oldest. The index is ordered by age, so this reads only the
+/// entries it deletes (and one more), whatever the number of sessions the user holds.
+fn make_room(
+    tx: &WriteTransaction,
+    user_id: &str,
+    now: UnixTime,
+    keep_at_most: usize,
+) -> Result<(), StoreError> {
+    let doomed: Vec<String> = {
+        let index = tx.open_multimap_table(USER_SESSIONS)?;
+        let entries = index.get(user_id)?;
+        let held = usize::try_from(entries.len()).unwrap_or(usize::MAX);
+        let mut excess = (held + 1).saturating_sub(keep_at_most.max(1));
+        let mut doomed = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let (_, expires_at, id) = entry.value();
+            if excess == 0 && now < expires_at {
+                break;
+            }
+            excess = excess.saturating_sub(1);
+            doomed.push(id.to_string());
+        }
+        doomed
+    };
+    for id in doomed {
+        match get_session(tx, &id)? {
+            Some(s) => {
+                if now < s.expires_at {
+                    tracing::info!(user_id, session_id = %s.id, "oldest session ended: the user holds the most sessions allowed");
+                }
+                delete_session(tx, &s)?;
+            }
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "user_sessions points at missing session {id}"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Schema 1 to 2: index every session by its user and age.
+pub(super) fn index_sessions_by_age(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let sessions = tx.open_table(SESSIONS)?;
+    let mut index = tx.open_multimap_table(USER_SESSIONS)?;
+    for row in sessions.iter()? {
+        let (_, bytes) = row?;
+        let s: SessionRecord = decode("sessions", bytes.value())?;
+        index.insert(s.user_id.as_str(), index_entry(&s))?;
+    }
+    drop((sessions, index));
+    tx.delete_multimap_table(SESSIONS_BY_USER_V1)?;
+    Ok(())
+}
+
+fn index_entry(s: &SessionRecord) -> (i64, i64, &str) {
+    (s.created_at, s.expires_at, s.id.as_str())
 }
 
 pub(super) fn insert_session(tx: &WriteTransaction, s: NewSession) -> Result<(), StoreError> {
-    prune_expired(tx, &s.user_id, s.now)?;
+    make_room(tx, &s.user_id, s.now, s.keep_at_most)?;
     let record = SessionRecord {
         v: RECORD_VERSION,
         id: s.id,
@@ -108,8 +166,8 @@ pub(super) fn insert_session(tx: &WriteTransaction, s: NewSession) -> Result<(),
     };
     tx.open_table(REFRESH_TOKENS)?
         .insert(record.current_hash.as_slice(), record.id.as_str())?;
-    tx.open_multimap_table(SESSIONS_BY_USER)?
-        .insert(record.user_id.as_str(), record.id.as_str())?;
+    tx.open_multimap_table(USER_SESSIONS)?
+        .insert(record.user_id.as_str(), index_entry(&record))?;
     put_session(tx, &record)
 }
 
@@ -135,8 +193,8 @@ fn delete_session(tx: &WriteTransaction, s: &SessionRecord) -> Result<(), StoreE
     for h in &s.previous_hashes {
         tokens.remove(h.as_slice())?;
     }
-    tx.open_multimap_table(SESSIONS_BY_USER)?
-        .remove(s.user_id.as_str(), s.id.as_str())?;
+    tx.open_multimap_table(USER_SESSIONS)?
+        .remove(s.user_id.as_str(), index_entry(s))?;
     tx.open_table(SESSIONS)?.remove(s.id.as_str())?;
     Ok(())
 }
@@ -264,12 +322,12 @@ impl Store {
         now: UnixTime,
     ) -> Result<Vec<Session>, StoreError> {
         self.read(move |tx| {
-            let index = tx.open_multimap_table(SESSIONS_BY_USER)?;
+            let index = tx.open_multimap_table(USER_SESSIONS)?;
             let sessions = tx.open_table(SESSIONS)?;
             let mut out = Vec::new();
-            for id in index.get(user_id.as_str())? {
-                let id = id?;
-                if let Some(bytes) = sessions.get(id.value())? {
+            for entry in index.get(user_id.as_str())? {
+                let entry = entry?;
+                if let Some(bytes) = sessions.get(entry.value().2)? {
                     let s: SessionRecord = decode("sessions", bytes.value())?;
                     if now < s.expires_at {
                         out.push(Session::from(&s));
@@ -285,6 +343,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redb::ReadableDatabase;
 
     fn new_session(id: &str, hash: u8, now: UnixTime) -> NewSession {
         NewSession {
@@ -294,6 +353,7 @@ mod tests {
             expires_at: now + 1000,
             user_agent: None,
             ip: None,
+            keep_at_most: 100,
             network: None,
             refresh_hash: [hash; 32],
         }
@@ -456,6 +516,74 @@ mod tests {
             "index entry removed too"
         );
         assert!(store.refresh_token_known([2; 32]).await.expect("read"));
+    }
+
+    #[tokio::test]
+    async fn opening_one_session_too_many_ends_the_oldest() {
+        let (_tmp, store) = store_with_session().await;
+        for i in 2..=4_u8 {
+            let mut next = new_session(&format!("ses-{i}"), i, 100 + i64::from(i));
+            next.keep_at_most = 3;
+            store
+                .write(move |tx| insert_session(tx, next))
+                .await
+                .expect("insert");
+        }
+        assert!(
+            !store.refresh_token_known([1; 32]).await.expect("read"),
+            "the oldest ended with its refresh token"
+        );
+        let live = store.list_sessions("user-1".into(), 200).await.expect("list");
+        let ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["ses-4", "ses-3", "ses-2"]);
+    }
+
+    #[tokio::test]
+    async fn a_schema_1_database_gets_its_sessions_indexed_by_age() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("db.redb");
+        {
+            let db = redb::Database::create(&path).expect("create");
+            let tx = db.begin_write().expect("tx");
+            {
+                let mut meta = tx.open_table(crate::store::schema::META).expect("meta");
+                meta.insert("schema_version", 1).expect("version");
+                let record = SessionRecord {
+                    v: RECORD_VERSION,
+                    id: "ses-old".into(),
+                    user_id: "user-1".into(),
+                    created_at: 10,
+                    last_used_at: 10,
+                    expires_at: 1000,
+                    auth_time: 10,
+                    user_agent: None,
+                    ip: None,
+                    current_hash: [7; 32],
+                    previous_hashes: Vec::new(),
+                    rotated_at: 10,
+                };
+                tx.open_table(SESSIONS)
+                    .expect("sessions")
+                    .insert("ses-old", encode(&record).expect("encode").as_slice())
+                    .expect("insert");
+                tx.open_multimap_table(SESSIONS_BY_USER_V1)
+                    .expect("v1 index")
+                    .insert("user-1", "ses-old")
+                    .expect("insert");
+            }
+            tx.commit().expect("commit");
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let store = Store::open(&path).expect("open migrates");
+        assert_eq!(store.schema_version().await.expect("version"), 2);
+        let live = store.list_sessions("user-1".into(), 20).await.expect("list");
+        assert_eq!(live.len(), 1, "the session is found through the new index");
+        let tx = store.db.begin_read().expect("read");
+        assert!(
+            tx.open_multimap_table(SESSIONS_BY_USER_V1).is_err(),
+            "the old index is gone"
+        );
     }
 
     #[tokio::test]

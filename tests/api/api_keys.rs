@@ -489,3 +489,30 @@ async fn using_a_key_never_writes_to_the_database() {
     );
     assert_eq!(stat(), before, "no write for any of it, listing included");
 }
+
+#[tokio::test]
+async fn keys_made_within_one_second_are_listed_newest_first() {
+    let app = TestApp::spawn().await;
+    let t = app.register("order@example.com").await;
+    let mut made = Vec::new();
+    for i in 0..6 {
+        let r = app
+            .post_as(
+                "/v1/auth/api-keys",
+                Some(&t.token),
+                json!({"name": format!("k{i}"), "scopes": ["databases:read"]}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+        made.push(r.json()["id"].as_str().expect("id").to_string());
+    }
+    let v = app.get("/v1/auth/api-keys", Some(&t.token)).await.json();
+    let listed: Vec<String> = v["api_keys"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|k| k["id"].as_str().expect("id").to_string())
+        .collect();
+    made.reverse();
+    assert_eq!(listed, made);
+}

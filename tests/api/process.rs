@@ -688,6 +688,7 @@ fn fifty_concurrent_logins_at_the_default_cost_stay_under_1_gib() {
                 expires_at: 2,
                 user_agent: None,
                 ip: None,
+                keep_at_most: 100,
                 network: None,
                 refresh_hash: [i as u8; 32],
             };

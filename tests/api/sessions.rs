@@ -289,3 +289,25 @@ async fn a_session_can_be_revoked_by_its_owner_only() {
         404
     );
 }
+
+#[tokio::test]
+async fn a_user_holds_at_most_max_sessions_and_the_oldest_ends_first() {
+    let app = TestApp::spawn_with("[tokens]\nmax_sessions_per_user = 3").await;
+    let first = app.register("many@example.com").await;
+    let mut latest = Vec::new();
+    for _ in 0..3 {
+        app.clock.advance(1);
+        latest.push(tokens(&app.login("many@example.com", PASSWORD).await));
+    }
+    assert_eq!(
+        app.refresh(&first.refresh_token).await.status,
+        401,
+        "the oldest session ended"
+    );
+    assert_eq!(app.me(&first.token).await.status, 401);
+    let list = app.get("/v1/auth/sessions", Some(&latest[2].token)).await.json();
+    assert_eq!(list["sessions"].as_array().expect("sessions").len(), 3);
+    for t in &latest {
+        assert_eq!(app.refresh(&t.refresh_token).await.status, 200, "newer ones live");
+    }
+}

@@ -64,10 +64,20 @@ async fn a_key_is_checked_against_the_scope_asked_for() {
         );
         assert!(r.header("x-auth-user-id").is_none());
     }
-    assert_eq!(
-        app.get("/v1/auth/verify?scope=%zz", Some(key)).await.status,
-        400
-    );
+    for malformed in ["scope=%zz", "scope=", "scope", "scope=+", "scope=databases:read&scope="] {
+        let r = app
+            .get(&format!("/v1/auth/verify?{malformed}"), Some(key))
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "invalid_request".to_string()),
+            "{malformed}: an empty or broken scope checks nothing, so it is refused"
+        );
+    }
+    let r = app
+        .get("/v1/auth/verify?sc%6Fpe=databases:write", Some(key))
+        .await;
+    assert_eq!(r.status, 403, "an encoded parameter name is still the scope");
 }
 
 #[tokio::test]

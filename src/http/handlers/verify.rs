@@ -52,17 +52,25 @@ pub fn verify(
     Ok(resp)
 }
 
-/// Every `scope` parameter of the query, percent-decoded; each may hold several scopes
-/// separated by spaces, as OAuth writes them. Other parameters are ignored.
+/// Every `scope` parameter of the query, form-decoded (names too: `sc%6Fpe` is `scope`); each
+/// may repeat and may hold several scopes separated by spaces, as OAuth writes them, and all are
+/// required. An empty `scope`, or a parameter that does not decode, is 400: a proxy rule with a
+/// typo must not silently check nothing. Other parameters are ignored.
 pub(crate) fn scope_params(query: &str) -> Result<Vec<String>, Error> {
+    let bad = |why: &str| Error::InvalidRequest(format!("The query is not valid: {why}."));
     let mut out = Vec::new();
-    for pair in query.split('&') {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if k == "scope" {
-            let v = percent_decode(v)
-                .ok_or_else(|| Error::InvalidRequest("The scope parameter is not valid.".into()))?;
-            out.extend(v.split(' ').filter(|s| !s.is_empty()).map(str::to_string));
+        let k = percent_decode(k).ok_or_else(|| bad("a parameter name does not decode"))?;
+        if k != "scope" {
+            continue;
         }
+        let v = percent_decode(v).ok_or_else(|| bad("the scope parameter does not decode"))?;
+        let scopes: Vec<String> = v.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect();
+        if scopes.is_empty() {
+            return Err(bad("the scope parameter is empty"));
+        }
+        out.extend(scopes);
     }
     Ok(out)
 }
@@ -110,6 +118,15 @@ mod tests {
             scope_params("scope=a+b&scope=c%20d").expect("ok"),
             ["a", "b", "c", "d"]
         );
+        assert_eq!(
+            scope_params("sc%6Fpe=a&scope=b").expect("ok"),
+            ["a", "b"],
+            "names are decoded too"
+        );
+        assert_eq!(scope_params("x=&&y").expect("ok"), Vec::<String>::new());
+        for bad in ["scope=", "scope", "scope=+", "scope=%20", "scope=a&scope=", "sc%zzpe=a"] {
+            assert!(scope_params(bad).is_err(), "{bad}");
+        }
         assert!(scope_params("scope=%zz").is_err());
         assert!(scope_params("scope=%ff").is_err());
         assert!(scope_params("scope=%4").is_err());
