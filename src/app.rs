@@ -18,6 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::password::PasswordHasher;
 use crate::error::Error;
+use crate::http::connections::{self, Lifetime, PerAddress};
 use crate::state::{AppState, GraceCache};
 use crate::store::{Store, StoreError};
 
@@ -135,16 +136,16 @@ impl App {
         let flusher = tokio::spawn(flush_key_usage_periodically(self.state.clone()));
         let admin_path = crate::admin::socket_path(&self.state.config);
         let admin = tokio::spawn(crate::admin::serve(self.state.clone(), admin_path.clone()));
+        let per_address = PerAddress::new(&self.state.config);
+        let full = connections::refusal(&Error::Overloaded {
+            retry_after: Duration::from_secs(1),
+        })
+        .await;
+        let too_many = connections::refusal(&Error::RateLimited {
+            retry_after: Duration::from_secs(1),
+        })
+        .await;
         loop {
-            // Take a connection slot before accepting: at the cap, new clients wait in the
-            // kernel's backlog instead of costing us memory.
-            let slot = tokio::select! {
-                s = slots.clone().acquire_owned() => match s {
-                    Ok(s) => s,
-                    Err(_) => break,
-                },
-                () = &mut shutdown => break,
-            };
             let (stream, peer) = tokio::select! {
                 r = listener.accept() => match r {
                     Ok(conn) => conn,
@@ -157,17 +158,40 @@ impl App {
                 },
                 () = &mut shutdown => break,
             };
+            // At a cap the client hears so at once (the socket's send buffer is empty, so the
+            // write does not block) instead of waiting unanswered in the backlog.
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tracing::warn!(client = %peer.ip(), limit = "max_connections", "connection refused");
+                let _ = stream.try_write(&full);
+                continue;
+            };
+            let Some(address_slot) = per_address.admit(peer.ip()) else {
+                tracing::info!(client = %peer.ip(), limit = "max_connections_per_address", "connection refused");
+                let _ = stream.try_write(&too_many);
+                continue;
+            };
             let state = self.state.clone();
+            let lifetime = Arc::new(Lifetime::new(&state.config));
             let service = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(crate::http::serve_request(state, req, peer).await) }
+                let lifetime = lifetime.clone();
+                async move {
+                    let mut resp = crate::http::serve_request(state, req, peer).await;
+                    if lifetime.last_request() {
+                        resp.headers_mut().insert(
+                            hyper::header::CONNECTION,
+                            hyper::header::HeaderValue::from_static("close"),
+                        );
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
-                drop(slot);
+                drop((slot, address_slot));
             });
         }
         self.state.draining.store(true, Ordering::Relaxed);

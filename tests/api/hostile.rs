@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{TestApp, PASSWORD};
 
@@ -168,13 +168,15 @@ async fn twenty_concurrent_registrations_of_one_email_make_one_account() {
 async fn slowloris_connections_do_not_delay_an_honest_request() {
     let app = TestApp::spawn().await;
     let mut idle = Vec::new();
+    // From another address than the honest client's: the per-address cap admits 64 of them and
+    // refuses the rest at once; the global cap is never reached.
     for _ in 0..300 {
-        let mut s = tokio::net::TcpStream::connect(app.addr)
-            .await
-            .expect("connect");
-        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: ")
-            .await
-            .expect("write");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.2:0".parse().expect("addr")).expect("bind");
+        let mut s = socket.connect(app.addr).await.expect("connect");
+        let _ = s
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: ")
+            .await;
         idle.push(s);
     }
     let started = Instant::now();
@@ -280,32 +282,87 @@ async fn error_responses_of_every_kind_carry_the_security_headers() {
     );
 }
 
-#[tokio::test]
-async fn the_connection_cap_holds_new_clients_until_a_slot_frees() {
-    let app = Arc::new(
-        TestApp::spawn_with("[limits]\nmax_connections = 2\nheader_read_timeout = \"30s\"").await,
-    );
-    let mut idle = Vec::new();
-    for _ in 0..2 {
-        let mut s = tokio::net::TcpStream::connect(app.addr)
-            .await
-            .expect("connect");
-        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
-            .await
-            .expect("write");
-        idle.push(s);
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let client = app.clone();
-    let honest = tokio::spawn(async move { client.get("/healthz", None).await.status });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !honest.is_finished(),
-        "the third connection waits while two are open"
-    );
-    drop(idle.pop());
-    let status = tokio::time::timeout(Duration::from_secs(5), honest)
+/// Open a connection from `from` that sends half a request head and then holds its slot.
+async fn hold(app: &TestApp, from: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{from}:0").parse().expect("addr"))
+        .expect("bind");
+    let mut s = socket.connect(app.addr).await.expect("connect");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
         .await
-        .expect("served once a slot frees");
-    assert_eq!(status.expect("task"), 200);
+        .expect("write");
+    s
+}
+
+/// What the server says to a brand-new connection from `from`, within a second.
+async fn first_answer(app: &TestApp, from: &str) -> String {
+    let mut s = hold(app, from).await;
+    s.write_all(b"\r\n").await.expect("finish the request");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(1), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_new_clients_hear_503_at_once() {
+    let app = TestApp::spawn_with(
+        "[limits]\nmax_connections = 2\nheader_read_timeout = \"30s\"",
+    )
+    .await;
+    let mut idle = vec![hold(&app, "127.0.0.1").await, hold(&app, "127.0.0.2").await];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = first_answer(&app, "127.0.0.3").await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("\"message_code\":\"overloaded\""), "{refused}");
+    assert!(refused.contains("retry-after: 1"), "{refused}");
+    drop(idle.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(app.get("/healthz", None).await.status, 200, "served once a slot frees");
+}
+
+#[tokio::test]
+async fn one_client_cannot_hold_every_connection() {
+    let app = TestApp::spawn_with(
+        "[limits]\nmax_connections_per_address = 2\nheader_read_timeout = \"30s\"",
+    )
+    .await;
+    let _idle = [hold(&app, "127.0.0.9").await, hold(&app, "127.0.0.9").await];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = first_answer(&app, "127.0.0.9").await;
+    assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
+    assert!(refused.contains("\"message_code\":\"rate_limited\""), "{refused}");
+    let served = first_answer(&app, "127.0.0.10").await;
+    assert!(served.starts_with("HTTP/1.1 200"), "another client: {served}");
+    // A trusted proxy carries many clients: it is not capped.
+    let proxy = TestApp::spawn_with(
+        "[limits]\nmax_connections_per_address = 2\nheader_read_timeout = \"30s\"\n[rate_limits]\ntrusted_proxies = [\"127.0.0.9\"]",
+    )
+    .await;
+    let _held = [
+        hold(&proxy, "127.0.0.9").await,
+        hold(&proxy, "127.0.0.9").await,
+        hold(&proxy, "127.0.0.9").await,
+    ];
+    let served = first_answer(&proxy, "127.0.0.9").await;
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+}
+
+#[tokio::test]
+async fn a_connection_is_closed_after_its_last_allowed_request() {
+    let app = TestApp::spawn_with("[limits]\nmax_requests_per_connection = 3").await;
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    let request = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
+    // Pipelined: the server answers three, closing the connection with the third.
+    for _ in 0..5 {
+        s.write_all(request).await.expect("write");
+    }
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("the server closes the connection")
+        .expect("read");
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 3, "{text}");
+    assert_eq!(text.matches("connection: close").count(), 1, "{text}");
 }
