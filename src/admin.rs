@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use crate::config::Config;
 use crate::service::admin::{execute, AdminCommand};
 use crate::state::AppState;
-use crate::store::{check_backup, StoreError};
+use crate::store::{check_backup, check_backup_file, StoreError};
 
 /// File name of the socket inside the data dir.
 pub const SOCKET: &str = "admin.sock";
@@ -244,7 +244,11 @@ fn offline(config: &Config, cmd: AdminCommand) -> Result<Value, String> {
 
 /// Fill an empty data dir from a backup (any non-empty one with `force`). Refused while a
 /// server (or anything else) holds the data dir's database: its lock is held across the swap.
+///
+/// It runs as root in a directory the service user owns, so it opens nothing there by a name
+/// that user could have pointed elsewhere, and changes the copy only through its own handle.
 pub fn restore(config: &Config, backup: &Path, force: bool) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     if UnixStream::connect(socket_path(config)).is_ok() {
         return Err("a server is running on this data dir; stop it first".into());
     }
@@ -266,41 +270,81 @@ pub fn restore(config: &Config, backup: &Path, force: bool) -> Result<(), String
             .create(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
+    let db = config.db_path();
     // Hold the current database's lock, if there is one, so no server can start on it meanwhile.
-    let held = if config.db_path().exists() {
-        Some(
-            redb::Database::open(config.db_path())
-                .map_err(|e| format!("the current database is in use: {e}"))?,
-        )
-    } else {
-        None
-    };
-    let staging = dir.join("cloudheed-auth.redb.restoring");
+    let held = hold(&db)?;
+    // A fresh name each time: nothing can be planted at it in advance.
+    let staging = dir.join(crate::crypto::random::id("cloudheed-auth.redb.restoring-"));
     let result = (|| {
-        let _ = std::fs::remove_file(&staging);
-        std::fs::copy(backup, &staging)
-            .map_err(|e| format!("cannot read {}: {e}", backup.display()))?;
-        std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| e.to_string())?;
+        let io = |e: std::io::Error| e.to_string();
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staging)
+            .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
+        std::fs::File::open(backup)
+            .and_then(|mut from| std::io::copy(&mut from, &mut file))
+            .map_err(|e| format!("cannot copy {}: {e}", backup.display()))?;
+        // The umask may have taken bits from the mode given at creation.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
         // The service user (e.g. systemd's DynamicUser) must own what it will open.
         if let Ok(meta) = std::fs::metadata(dir) {
-            use std::os::unix::fs::MetadataExt;
-            let _ = std::os::unix::fs::chown(&staging, Some(meta.uid()), Some(meta.gid()));
+            let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
         }
-        std::fs::File::open(&staging)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| e.to_string())?;
-        check_backup(&staging).map_err(|e| format!("the copy does not open: {e}"))?;
-        std::fs::rename(&staging, config.db_path()).map_err(|e| e.to_string())?;
+        file.sync_all().map_err(io)?;
+        let copy = file.metadata().map_err(io)?;
+        check_backup_file(file).map_err(|e| format!("the copy does not open: {e}"))?;
+        // rename replaces whatever is at either name and follows neither.
+        std::fs::rename(&staging, &db).map_err(|e| format!("cannot put the copy in place: {e}"))?;
+        // The staging name may have been swapped since it was created: only our copy will do.
+        let placed = std::fs::symlink_metadata(&db).map_err(io)?;
+        if (placed.dev(), placed.ino()) != (copy.dev(), copy.ino()) {
+            return Err(format!(
+                "{} was changed by someone else during the restore",
+                dir.display()
+            ));
+        }
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| e.to_string())
+            .map_err(io)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&staging);
     }
     drop(held);
     result
+}
+
+/// Open the database at `db`, if there is one, to hold its lock; never through a symlink or a
+/// second name, because redb writes to what it opens (a repair, a header into an empty file)
+/// and restore runs as root.
+fn hold(db: &Path) -> Result<Option<redb::Database>, String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(db)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot open {}: {e}", db.display())),
+    };
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() || meta.nlink() != 1 {
+        return Err(format!(
+            "{} is not a plain file with one name; move it away first",
+            db.display()
+        ));
+    }
+    let backend = redb::backends::FileBackend::new(file).map_err(|e| e.to_string())?;
+    redb::Builder::new()
+        .create_with_backend(backend)
+        .map(Some)
+        .map_err(|e| format!("the current database is in use: {e}"))
 }
 
 /// Render an answer for people: a table for a list of records, `key: value` lines for one.

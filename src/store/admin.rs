@@ -159,8 +159,18 @@ fn table_sizes(tx: &ReadTransaction) -> Result<Vec<(String, u64)>, StoreError> {
 /// Check that `path` is an existing cloudheed-auth database this build can read, with a
 /// schema and at least one signing key, without creating or changing anything.
 pub fn check_backup(path: &Path) -> Result<(), StoreError> {
-    let db = Database::open(path)?;
-    let tx = db.begin_read()?;
+    check_contents(&Database::open(path)?.begin_read()?)
+}
+
+/// [`check_backup`] on a file already open, read-only: restore checks its copy through the
+/// handle it wrote, because the name is in a directory another user can change.
+pub fn check_backup_file(file: std::fs::File) -> Result<(), StoreError> {
+    let backend = redb::backends::FileBackend::new(file)?;
+    let db = redb::Builder::new().open_read_only_with_backend(backend)?;
+    check_contents(&db.begin_read()?)
+}
+
+fn check_contents(tx: &ReadTransaction) -> Result<(), StoreError> {
     let version = match tx.open_table(schema::META) {
         Ok(meta) => meta.get("schema_version")?.map(|v| v.value()),
         Err(redb::TableError::TableDoesNotExist(_)) => None,

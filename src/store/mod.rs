@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
-pub use admin::{check_backup, UserChange};
+pub use admin::{check_backup, check_backup_file, UserChange};
 pub use api_keys::KeyCreateOutcome;
 pub use keys::StoredKey;
 pub use sessions::{NewSession, Rotation};
