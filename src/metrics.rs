@@ -1,6 +1,7 @@
-//! Prometheus metrics, served at `GET /metrics` in the OpenMetrics text format: requests by
-//! route and status, latency, login outcomes, the password-hash queue, stored sessions and API
-//! keys, and the database size. Counters live in memory; gauges are read at scrape time.
+//! Prometheus metrics, served at `GET /metrics` in the Prometheus text format 0.0.4, or in
+//! OpenMetrics 1.0.0 when the scraper's `Accept` prefers it: requests by route and status,
+//! latency, login outcomes, the password-hash queue, stored sessions and API keys, and the
+//! database size. Counters live in memory; gauges are read at scrape time.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -39,6 +40,75 @@ pub enum LoginOutcome {
     Totp,
     /// Anything else (malformed request, overload, server error).
     Other,
+}
+
+/// A text exposition format of `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text 0.0.4: the default, because it is what `curl` users, older scrapers and
+    /// `promtool check metrics` read (OpenMetrics counters look help-less to them).
+    Prometheus,
+    /// OpenMetrics text 1.0.0, which Prometheus asks for first when it scrapes.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The format an `Accept` header value (all of its lines joined by `,`) prefers.
+    /// OpenMetrics only when a 1.0.0 or 0.0.1 (or unversioned) `application/openmetrics-text`
+    /// range is acceptable and ranked at least as high as every range 0.0.4 would satisfy;
+    /// anything unknown or malformed falls back to 0.0.4, which every scraper reads.
+    pub fn negotiate(accept: &str) -> Format {
+        let (mut openmetrics, mut prometheus) = (0.0_f32, 0.0_f32);
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let (mut q, mut version) = (1.0_f32, None);
+            for param in parts {
+                let Some((key, value)) = param.split_once('=') else {
+                    continue;
+                };
+                let value = value.trim().trim_matches('"');
+                match key.trim().to_ascii_lowercase().as_str() {
+                    // RFC 9110 weights are 0..=1; anything else makes the range worthless
+                    // rather than letting it outrank the rest.
+                    "q" => {
+                        q = value
+                            .parse()
+                            .ok()
+                            .filter(|q: &f32| (0.0..=1.0).contains(q))
+                            .unwrap_or(0.0)
+                    }
+                    "version" => version = Some(value),
+                    _ => {}
+                }
+            }
+            match media.as_str() {
+                "application/openmetrics-text"
+                    if matches!(version, None | Some("1.0.0" | "0.0.1")) =>
+                {
+                    openmetrics = openmetrics.max(q);
+                }
+                "text/plain" if matches!(version, None | Some("0.0.4")) => {
+                    prometheus = prometheus.max(q);
+                }
+                "text/*" | "*/*" => prometheus = prometheus.max(q),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= prometheus {
+            Format::OpenMetrics
+        } else {
+            Format::Prometheus
+        }
+    }
+
+    /// The `Content-Type` of a body in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
 }
 
 /// What is read from elsewhere when metrics are scraped.
@@ -155,16 +225,28 @@ impl Metrics {
         self.logins.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
-    /// The text exposition, with gauges set from `now`.
+    /// The OpenMetrics exposition, with gauges set from `now`.
     pub fn render(&self, now: Snapshot) -> String {
         self.hash_queue.set(now.hash_queue);
         self.sessions.set(now.sessions);
         self.api_keys.set(now.api_keys);
         self.users.set(now.users);
         self.db_bytes.set(now.db_bytes);
+        self.encode(Format::OpenMetrics)
+    }
+
+    /// The exposition in `format`, with gauges as the last `render` set them.
+    pub fn encode(&self, format: Format) -> String {
         let mut out = String::with_capacity(4096);
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = match format {
+            Format::Prometheus => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            }
+            Format::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            }
+        };
         out
     }
 }
@@ -197,5 +279,193 @@ mod tests {
             "{text}"
         );
         assert!(text.trim_end().ends_with("# EOF"));
+    }
+
+    /// A server with a sample in every family, as a scrape after some traffic sees it.
+    fn busy() -> Metrics {
+        let m = Metrics::default();
+        m.request("login", 200, 0.4);
+        m.request("me", 401, 0.000_05);
+        m.login(LoginOutcome::Success);
+        m.login(LoginOutcome::Invalid);
+        m.render(Snapshot {
+            hash_queue: 1,
+            sessions: 3,
+            api_keys: 2,
+            users: 1,
+            db_bytes: 4096,
+        });
+        m
+    }
+
+    /// Families by their declared name: (HELP text, TYPE).
+    fn families(text: &str) -> std::collections::HashMap<&str, (Option<&str>, Option<&str>)> {
+        let mut out = std::collections::HashMap::new();
+        for line in text.lines() {
+            let (slot, rest) = if let Some(rest) = line.strip_prefix("# HELP ") {
+                (0, rest)
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                (1, rest)
+            } else {
+                continue;
+            };
+            let (name, value) = rest.split_once(' ').expect("name and value");
+            let entry: &mut (Option<&str>, Option<&str>) = out.entry(name).or_default();
+            if slot == 0 {
+                entry.0 = Some(value);
+            } else {
+                entry.1 = Some(value);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn prometheus_text_declares_every_sample_under_its_own_name() {
+        let text = busy().encode(Format::Prometheus);
+        let families = families(&text);
+        assert_eq!(families.len(), 8, "{text}");
+        for (name, (help, kind)) in &families {
+            assert!(
+                help.is_some_and(|h| !h.is_empty()),
+                "{name} has HELP: {text}"
+            );
+            let kind = kind.unwrap_or_else(|| panic!("{name} has TYPE: {text}"));
+            assert!(
+                ["counter", "gauge", "histogram"].contains(&kind),
+                "{name}: {kind}"
+            );
+            // 0.0.4 names a counter by its sample, unlike OpenMetrics' `x` family of `x_total`.
+            assert_eq!(
+                kind == "counter",
+                name.ends_with("_total"),
+                "{name}: {kind}"
+            );
+        }
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert!(samples.len() > 8, "{text}");
+        for sample in samples {
+            let name = sample.split(['{', ' ']).next().unwrap_or_default();
+            let family = families.get(name).map(|f| (name, f)).or_else(|| {
+                ["_bucket", "_sum", "_count"].iter().find_map(|suffix| {
+                    let base = name.strip_suffix(suffix)?;
+                    families
+                        .get_key_value(base)
+                        .filter(|(_, f)| f.1 == Some("histogram"))
+                        .map(|(k, f)| (*k, f))
+                })
+            });
+            assert!(
+                family.is_some(),
+                "{sample} belongs to a declared family:\n{text}"
+            );
+        }
+        assert!(
+            text.lines()
+                .filter(|l| l.starts_with('#'))
+                .all(|l| l.starts_with("# HELP ") || l.starts_with("# TYPE ")),
+            "no # EOF or # UNIT: {text}"
+        );
+        assert!(!text.contains("_created"), "{text}");
+        assert!(
+            text.contains(r#"cloudheed_logins_total{outcome="invalid"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("cloudheed_database_size_bytes 4096"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"cloudheed_http_request_duration_seconds_count{route="me"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn openmetrics_names_counter_families_without_the_suffix_and_ends_with_eof() {
+        let m = busy();
+        let text = m.encode(Format::OpenMetrics);
+        let families = families(&text);
+        assert_eq!(families.len(), 8, "{text}");
+        assert!(
+            families
+                .values()
+                .all(|(help, kind)| help.is_some_and(|h| !h.is_empty()) && kind.is_some()),
+            "{text}"
+        );
+        assert_eq!(
+            families.get("cloudheed_logins").and_then(|f| f.1),
+            Some("counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"cloudheed_logins_total{outcome="success"} 1"#),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert_eq!(
+            text,
+            m.render(Snapshot {
+                hash_queue: 1,
+                sessions: 3,
+                api_keys: 2,
+                users: 1,
+                db_bytes: 4096,
+            })
+        );
+    }
+
+    #[test]
+    fn negotiation_prefers_openmetrics_only_when_asked() {
+        use Format::{OpenMetrics, Prometheus};
+        for (accept, want) in [
+            ("", Prometheus),
+            ("*/*", Prometheus),
+            ("text/plain", Prometheus),
+            ("text/plain; version=0.0.4", Prometheus),
+            ("application/json", Prometheus),
+            ("garbage;;,=,", Prometheus),
+            ("application/openmetrics-text", OpenMetrics),
+            (
+                "Application/OpenMetrics-Text; Version=\"1.0.0\"",
+                OpenMetrics,
+            ),
+            ("application/openmetrics-text; version=0.0.1", OpenMetrics),
+            ("application/openmetrics-text; version=2.0.0", Prometheus),
+            ("application/openmetrics-text; q=0", Prometheus),
+            ("application/openmetrics-text; q=abc", Prometheus),
+            ("application/openmetrics-text; q=7", Prometheus),
+            ("application/openmetrics-text;q=0.5, text/plain", Prometheus),
+            (
+                "text/plain;q=0.5, application/openmetrics-text",
+                OpenMetrics,
+            ),
+            ("application/openmetrics-text, */*", OpenMetrics),
+            // Prometheus 2.x, default scrape.
+            (
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                 version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                OpenMetrics,
+            ),
+            // Prometheus 3.x, default scrape_protocols.
+            (
+                "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,\
+                 application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;\
+                 escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
+                OpenMetrics,
+            ),
+            // Prometheus with `scrape_protocols: [PrometheusText0.0.4]`.
+            ("text/plain;version=0.0.4;q=0.5,*/*;q=0.4", Prometheus),
+        ] {
+            assert_eq!(Format::negotiate(accept), want, "{accept}");
+        }
+        assert_eq!(
+            Format::Prometheus.content_type(),
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        assert_eq!(
+            Format::OpenMetrics.content_type(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
     }
 }

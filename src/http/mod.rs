@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod connections;
 pub mod cors;
 pub mod dto;
 pub(crate) mod handlers;

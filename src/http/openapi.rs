@@ -154,7 +154,7 @@ pub fn document(issuer: &str) -> Value {
         json!({"get": {"summary": "Liveness", "responses": {"200": ok("Serving", r("Status"))}}}),
     );
     paths.insert("/readyz".into(), json!({"get": {"summary": "Readiness", "responses": {"200": ok("Ready", r("Status")), "503": err("Not ready (overloaded)")}}}));
-    paths.insert("/metrics".into(), json!({"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "OpenMetrics text", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}}}}));
+    paths.insert("/metrics".into(), json!({"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Prometheus text 0.0.4, or OpenMetrics 1.0.0 when Accept prefers it", "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}, "application/openmetrics-text; version=1.0.0": {"schema": {"type": "string"}}}}}}}));
 
     let s = |t: &str| json!({"type": t});
     let nullable = |t: &str| json!({"type": [t, "null"]});

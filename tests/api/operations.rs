@@ -31,7 +31,7 @@ async fn metrics_count_real_requests_and_logins() {
     assert_eq!(r.status, 200);
     assert!(r
         .header("content-type")
-        .is_some_and(|c| c.starts_with("application/openmetrics-text")));
+        .is_some_and(|c| c.starts_with("text/plain; version=0.0.4")));
     let text = String::from_utf8_lossy(&r.body).into_owned();
     assert_eq!(
         value(

@@ -1,11 +1,12 @@
 //! `jwks`, `healthz`, `readyz`: what other services and orchestrators ask.
 
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use crate::error::Error;
 use crate::http::dto::{JwksResponse, StatusResponse};
 use crate::http::response::{json, Body};
+use crate::metrics::Format;
 use crate::service;
 use crate::state::AppState;
 
@@ -35,13 +36,27 @@ pub async fn readyz(state: &AppState) -> Result<Response<Body>, Error> {
     Ok(json(StatusCode::OK, &StatusResponse { status: "ready" }))
 }
 
-/// `GET /metrics`: Prometheus (OpenMetrics) text.
-pub async fn metrics(state: &AppState) -> Result<Response<Body>, Error> {
-    let text = service::health::metrics(state).await?;
+/// `GET /metrics`: Prometheus text 0.0.4, or OpenMetrics when `Accept` prefers it.
+pub async fn metrics(state: &AppState, headers: &HeaderMap) -> Result<Response<Body>, Error> {
+    let accept: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let format = Format::negotiate(&accept.join(","));
+    // The service refreshes the gauges and hands back OpenMetrics; encoding the registry again
+    // is cheaper than a second path to the store's counts.
+    let mut text = service::health::metrics(state).await?;
+    if format != Format::OpenMetrics {
+        text = state.metrics.encode(format);
+    }
     let mut resp = Response::new(Body::from(text));
-    resp.headers_mut().insert(
+    let headers = resp.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        HeaderValue::from_static(format.content_type()),
     );
+    // Caches must not hand one format's body to a client that asked for the other.
+    headers.insert(header::VARY, HeaderValue::from_static("accept"));
     Ok(resp)
 }
