@@ -812,6 +812,63 @@ fn every_file_the_debian_package_ships_exists() {
     cloudheed_auth::Config::from_toml(&packaged).expect("the packaged config is valid");
 }
 
+/// What lintian checks of the control fields and the changelog, without building the package.
+#[test]
+fn the_debian_package_has_a_maintainer_address_a_changelog_and_a_short_synopsis() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let manifest: toml::Table = std::fs::read_to_string(format!("{root}/Cargo.toml"))
+        .expect("manifest")
+        .parse()
+        .expect("toml");
+    let package = &manifest["package"];
+    let deb = &package["metadata"]["deb"];
+    let maintainer = deb["maintainer"].as_str().expect("maintainer");
+    let (name, address) = maintainer.split_once(" <").expect("Name <address>");
+    assert!(!name.trim().is_empty(), "{maintainer}");
+    let address = address.strip_suffix('>').expect("closing >");
+    assert!(
+        address
+            .split_once('@')
+            .is_some_and(|(l, h)| !l.is_empty() && h.contains('.')),
+        "{maintainer}"
+    );
+    // cargo-deb takes the synopsis from `description`.
+    let synopsis = package["description"].as_str().expect("description");
+    assert!(synopsis.chars().count() < 80, "{synopsis}");
+    assert!(
+        !synopsis.contains('\n') && !synopsis.ends_with('.'),
+        "{synopsis}"
+    );
+    assert!(
+        !["A ", "An ", "The "]
+            .iter()
+            .any(|a| synopsis.starts_with(a)),
+        "{synopsis}"
+    );
+    let extended = deb["extended-description"].as_str().expect("extended");
+    assert!(
+        extended.lines().all(|l| l.chars().count() <= 80),
+        "{extended}"
+    );
+    let path = deb["changelog"].as_str().expect("changelog key");
+    let changelog = std::fs::read_to_string(format!("{root}/{path}")).expect("changelog");
+    let first = changelog.lines().next().unwrap_or_default();
+    let (head, urgency) = first.split_once("; urgency=").expect("; urgency=");
+    let version = format!(
+        "{} ({}-",
+        package["name"].as_str().expect("name"),
+        package["version"].as_str().expect("version")
+    );
+    assert!(head.starts_with(&version), "{first:?} is not for {version}");
+    assert!(head.ends_with(") unstable"), "{first:?}");
+    assert!(["low", "medium", "high"].contains(&urgency), "{first:?}");
+    let trailer = format!(" -- {maintainer}  ");
+    assert!(
+        changelog.lines().any(|l| l.starts_with(&trailer)),
+        "no '{trailer}' line:\n{changelog}"
+    );
+}
+
 #[test]
 fn json_logs_are_one_object_per_line_with_the_request_fields() {
     let (dir, args) = configured("log_format = \"json\"\n[passwords]\nscrypt_log_n = 10\n");
