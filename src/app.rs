@@ -78,9 +78,14 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Result<App, StartupError> {
         let path = config.db_path();
-        let store = crate::blocking::run(move || Store::open(&path))
+        let existed = path.exists();
+        let opened = path.clone();
+        let store = crate::blocking::run(move || Store::open(&opened))
             .await
             .map_err(|_| StartupError::Other("runtime shutting down".into()))??;
+        if !existed {
+            tracing::info!(path = %path.display(), "created the database");
+        }
         let stored = store
             .signing_keys_or_create(clock.now(), config.key_keep_for())
             .await?;

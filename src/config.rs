@@ -663,22 +663,36 @@ mod tests {
 
     #[test]
     fn the_summary_shows_every_setting_as_written() {
-        let c = Config::from_toml("[tokens]\naccess_ttl = \"900s\"\n[rate_limits]\ntrusted_proxies = [\"10.0.0.0/8\"]\n")
-            .expect("valid");
+        let c = Config::from_toml(
+            "[tokens]\naccess_ttl = \"900s\"\n[rate_limits]\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+        )
+        .expect("valid");
         let summary = c.summary();
-        assert!(summary.contains("tokens.access_ttl = \"900s\"\n"), "{summary}");
-        assert!(summary.contains("tokens.refresh_ttl = \"30d\"\n"), "defaults as the example writes them");
+        assert!(
+            summary.contains("tokens.access_ttl = \"900s\"\n"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("tokens.refresh_ttl = \"30d\"\n"),
+            "defaults as the example writes them"
+        );
         assert!(summary.contains("rate_limits.trusted_proxies = [\"10.0.0.0/8\"]\n"));
         assert!(summary.contains("limits.max_connections_per_address = 64\n"));
         // Every key of the example file appears, so a new key cannot be left out.
-        let example: toml::Table = include_str!("../config/cloudheed-auth.toml").parse().expect("toml");
+        let example: toml::Table = include_str!("../config/cloudheed-auth.toml")
+            .parse()
+            .expect("toml");
         for (k, v) in &example {
             let keys: Vec<String> = match v {
                 toml::Value::Table(t) => t.keys().map(|sub| format!("{k}.{sub}")).collect(),
                 _ => vec![k.clone()],
             };
             for key in keys {
-                assert!(summary.contains(&format!("\n{key} = ")) || summary.starts_with(&format!("{key} = ")), "{key} missing");
+                assert!(
+                    summary.contains(&format!("\n{key} = "))
+                        || summary.starts_with(&format!("{key} = ")),
+                    "{key} missing"
+                );
             }
         }
     }

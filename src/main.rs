@@ -76,11 +76,11 @@ fn main() -> ExitCode {
             }
             let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
             cloudheed_auth::telemetry::init(config.log_format, &filter);
-            return match serve(config) {
+            return match serve(config, cli.config.as_deref()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!("{e}");
-                    eprintln!("cloudheed-auth: {e}");
+                    // One line, through the log (stderr), in the configured format.
+                    tracing::error!("cannot start: {e}");
                     ExitCode::from(match e {
                         StartupError::Config(_) => 2,
                         _ => 1,
@@ -108,13 +108,14 @@ fn fail(reason: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn serve(config: Config) -> Result<(), StartupError> {
+fn serve(config: Config, file: Option<&std::path::Path>) -> Result<(), StartupError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| StartupError::Other(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
         let listen = config.listen;
+        let data_dir = config.data_dir.clone();
         let app = App::build(config).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -129,7 +130,13 @@ fn serve(config: Config) -> Result<(), StartupError> {
             signal.await;
             cloudheed_auth::notify::notify(notify_socket.as_deref(), "STOPPING=1");
         };
-        tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "listening");
+        tracing::info!(
+            %addr,
+            version = env!("CARGO_PKG_VERSION"),
+            data_dir = %data_dir.display(),
+            config = %file.map_or("(built-in defaults)".into(), |f| f.display().to_string()),
+            "listening"
+        );
         cloudheed_auth::notify::notify(notify_socket.as_deref(), "READY=1");
         app.serve(listener, shutdown).await;
         tracing::info!("stopped");

@@ -114,7 +114,9 @@ fn max_prefix(ip: IpAddr) -> u8 {
 fn network(ip: IpAddr, prefix: u8) -> IpAddr {
     match ip {
         IpAddr::V4(a) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
             IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
         }
         IpAddr::V6(a) => {
@@ -140,20 +142,36 @@ mod tests {
         assert!(lan.contains(ip("10.1.2.3")));
         assert!(lan.contains(ip("::ffff:10.1.2.3")), "IPv4-mapped");
         assert!(!lan.contains(ip("11.0.0.1")));
-        assert!(!lan.contains(ip("::a01:203")), "IPv4-compatible is not IPv4");
+        assert!(
+            !lan.contains(ip("::a01:203")),
+            "IPv4-compatible is not IPv4"
+        );
         let one = Cidr::parse("127.0.0.1").expect("address");
         assert!(one.contains(ip("127.0.0.1")) && !one.contains(ip("127.0.0.2")));
         let v6 = Cidr::parse("2001:db8::/32").expect("v6");
         assert!(v6.contains(ip("2001:db8:ffff::1")) && !v6.contains(ip("2001:db9::1")));
-        assert!(Cidr::parse("0.0.0.0/0").expect("all").contains(ip("8.8.8.8")));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .expect("all")
+            .contains(ip("8.8.8.8")));
         assert!(!Cidr::parse("0.0.0.0/0").expect("all").contains(ip("::1")));
-        assert_eq!(Cidr::parse("::ffff:127.0.0.1").expect("mapped").to_string(), "127.0.0.1");
+        assert_eq!(
+            Cidr::parse("::ffff:127.0.0.1").expect("mapped").to_string(),
+            "127.0.0.1"
+        );
         assert_eq!(lan.to_string(), "10.0.0.0/8");
     }
 
     #[test]
     fn bad_blocks_are_refused_with_a_reason() {
-        for bad in ["", "10.0.0.0/33", "::/129", "10.0.0.1/8", "host", "10.0.0.0/x", "1.2.3.4/"] {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.1/8",
+            "host",
+            "10.0.0.0/x",
+            "1.2.3.4/",
+        ] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
         assert!(Cidr::parse("10.0.0.1/8")
@@ -165,15 +183,33 @@ mod tests {
     fn logins_make_a_network_known_for_thirty_days() {
         let mut known = Vec::new();
         note_login_network(&mut known, login_network(ip("2001:db8:1:2::5")), 100);
-        assert!(is_known_network(&known, ip("2001:db8:1:2:ffff::1"), 100), "same /64");
+        assert!(
+            is_known_network(&known, ip("2001:db8:1:2:ffff::1"), 100),
+            "same /64"
+        );
         assert!(!is_known_network(&known, ip("2001:db8:1:3::1"), 100));
-        assert!(is_known_network(&known, ip("2001:db8:1:2::5"), 100 + KNOWN_FOR_SECS - 1));
-        assert!(!is_known_network(&known, ip("2001:db8:1:2::5"), 100 + KNOWN_FOR_SECS));
+        assert!(is_known_network(
+            &known,
+            ip("2001:db8:1:2::5"),
+            100 + KNOWN_FOR_SECS - 1
+        ));
+        assert!(!is_known_network(
+            &known,
+            ip("2001:db8:1:2::5"),
+            100 + KNOWN_FOR_SECS
+        ));
         for i in 0..40_u8 {
-            note_login_network(&mut known, login_network(IpAddr::from([192, 0, 2, i])), 200 + i64::from(i));
+            note_login_network(
+                &mut known,
+                login_network(IpAddr::from([192, 0, 2, i])),
+                200 + i64::from(i),
+            );
         }
         assert_eq!(known.len(), KNOWN_NETWORKS);
-        assert!(is_known_network(&known, ip("192.0.2.39"), 300), "the newest are kept");
+        assert!(
+            is_known_network(&known, ip("192.0.2.39"), 300),
+            "the newest are kept"
+        );
         assert!(!is_known_network(&known, ip("192.0.2.0"), 300));
         note_login_network(&mut known, login_network(ip("192.0.2.39")), 400);
         assert_eq!(known.len(), KNOWN_NETWORKS, "a repeat is not a new entry");

@@ -117,7 +117,11 @@ pub async fn refusal(err: &Error) -> Vec<u8> {
     let mut resp = response::error(err);
     response::harden(&mut resp, "-");
     let (head, body) = resp.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let mut out = format!(
         "HTTP/1.1 {} {}\r\n",
         head.status.as_u16(),
@@ -131,7 +135,11 @@ pub async fn refusal(err: &Error) -> Vec<u8> {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(
-        format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()).as_bytes(),
+        format!(
+            "content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
     );
     out.extend_from_slice(&body);
     out
@@ -159,7 +167,10 @@ mod tests {
             "another client"
         );
         drop(first);
-        assert!(limits.admit(a).is_some(), "a closed connection frees its slot");
+        assert!(
+            limits.admit(a).is_some(),
+            "a closed connection frees its slot"
+        );
         let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
         let held: Vec<Slot> = (0..50).filter_map(|_| limits.admit(proxy)).collect();
         assert_eq!(held.len(), 50, "trusted proxies are exempt");
@@ -181,7 +192,10 @@ mod tests {
         })
         .await;
         let text = String::from_utf8(raw).expect("utf8");
-        assert!(text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{text}");
+        assert!(
+            text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{text}"
+        );
         assert!(text.contains("retry-after: 1\r\n"), "{text}");
         assert!(text.contains("connection: close\r\n"));
         let (_, body) = text.split_once("\r\n\r\n").expect("head and body");

@@ -66,7 +66,11 @@ async fn serve_in_span(
     let started = Instant::now();
     let method = req.method().clone();
     let route_name = route.as_ref().map_or("unmatched", Route::name);
-    let client = client::info(req.headers(), peer, &state.config.rate_limits.trusted_proxies);
+    let client = client::info(
+        req.headers(),
+        peer,
+        &state.config.rate_limits.trusted_proxies,
+    );
     let ip = client.ip;
     let origin = cors::allowed_origin(req.headers(), &state.config.cors.allowed_origins);
     let result = match (route, &origin) {
@@ -104,7 +108,7 @@ async fn serve_in_span(
         status = resp.status().as_u16(),
         latency_us = elapsed.as_micros() as u64,
         user_id,
-        client = ?ip,
+        client = ip.map(tracing::field::display),
         "request"
     );
     resp

@@ -71,7 +71,7 @@ pub async fn register(
     match state.store.create_account(user, session).await? {
         CreateOutcome::EmailTaken => Err(Error::EmailTaken),
         CreateOutcome::Created => {
-            tracing::info!(user_id = %profile.id, session_id, client = ?client_ip, "account registered");
+            tracing::info!(user_id = %profile.id, session_id = %session_id, client = client_ip.map(tracing::field::display), "account registered");
             let pair = TokenPair {
                 access_token: access_token(state, &profile.id, &session_id, auth_time),
                 refresh_token,
@@ -113,13 +113,18 @@ pub async fn login(
         other => {
             guess.failed();
             let user_id = other.as_ref().map(|r| r.id.as_str());
-            tracing::info!(user_id, client = ?client.ip, reason = "invalid_credentials", "login failed");
+            tracing::info!(
+                user_id = user_id.map(tracing::field::display),
+                client = client.ip.map(tracing::field::display),
+                reason = "invalid_credentials",
+                "login failed"
+            );
             return Err(Error::InvalidCredentials);
         }
     };
     if record.disabled {
         guess.failed();
-        tracing::info!(user_id = %record.id, client = ?client.ip, reason = "account_disabled", "login failed");
+        tracing::info!(user_id = %record.id, client = client.ip.map(tracing::field::display), reason = "account_disabled", "login failed");
         return Err(Error::AccountDisabled);
     }
     let second_factor = if record.two_factor_enabled {
@@ -164,7 +169,7 @@ pub async fn login(
             return Err(Error::TotpRequired);
         }
     }
-    tracing::info!(user_id = %record.id, session_id, client = ?client.ip, "login succeeded");
+    tracing::info!(user_id = %record.id, session_id = %session_id, client = client.ip.map(tracing::field::display), "login succeeded");
     let pair = TokenPair {
         access_token: access_token(state, &record.id, &session_id, auth_time),
         refresh_token,
@@ -186,7 +191,7 @@ async fn second_factor(
     match two_factor::check_code(state, record, code.expose()).await? {
         Some(used) => Ok(used),
         None => {
-            tracing::info!(user_id = %record.id, client = ?client.ip, reason = "invalid_totp_code", "login failed");
+            tracing::info!(user_id = %record.id, client = client.ip.map(tracing::field::display), reason = "invalid_totp_code", "login failed");
             Err(Error::InvalidTotpCode)
         }
     }

@@ -57,7 +57,7 @@ pub async fn create(
     {
         KeyCreateOutcome::LimitReached => Err(Error::ApiKeyLimitReached),
         KeyCreateOutcome::Created => {
-            tracing::info!(user_id = %key.user_id, session_id, key_id = %key.id, "api key created");
+            tracing::info!(user_id = %key.user_id, session_id = %session_id, key_id = %key.id, "api key created");
             Ok((generated.secret, key))
         }
     }
@@ -87,7 +87,7 @@ pub async fn revoke(state: &AppState, who: &Principal, key_id: &str) -> Result<(
         .revoke_api_key(who.user.id.clone(), key_id.to_string())
         .await?
     {
-        tracing::info!(user_id = %who.user.id, session_id, key_id, "api key revoked");
+        tracing::info!(user_id = %who.user.id, session_id = %session_id, key_id = %key_id, "api key revoked");
         Ok(())
     } else {
         Err(Error::NotFound)

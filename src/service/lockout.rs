@@ -49,7 +49,7 @@ impl AccountLock {
         let run = runs.entry(user_id.to_string()).or_default();
         if !known {
             locked(run, now).inspect_err(|_| {
-                tracing::info!(limit = "account_lock", user_id, "rate limited");
+                tracing::info!(limit = "account_lock", user_id = %user_id, "rate limited");
             })?;
         }
         run.attempts = run.attempts.saturating_add(1);
@@ -57,7 +57,7 @@ impl AccountLock {
             let doublings = (run.attempts - FREE_ATTEMPTS).min(10);
             let until = now + (FIRST_LOCK_SECS << doublings).min(MAX_LOCK_SECS);
             if run.locked_until <= now {
-                tracing::warn!(user_id, attempts = run.attempts, lock_secs = until - now, "account locked");
+                tracing::warn!(user_id = %user_id, attempts = run.attempts, lock_secs = until - now, "account locked");
             }
             run.locked_until = until;
         }
@@ -115,7 +115,11 @@ mod tests {
         for _ in 0..FREE_ATTEMPTS {
             assert!(t.begin("u", 100, false).is_ok());
         }
-        assert_eq!(retry(t.begin("u", 100, false)), Some(30), "locked after the fifth");
+        assert_eq!(
+            retry(t.begin("u", 100, false)),
+            Some(30),
+            "locked after the fifth"
+        );
         assert_eq!(retry(check(&t, "u", 100)), Some(30));
         assert!(t.begin("u", 130, false).is_ok(), "the lock ends");
         assert_eq!(
@@ -135,7 +139,10 @@ mod tests {
             assert!(t.begin("u", 100, false).is_ok());
         }
         assert!(t.begin("u", 100, false).is_err(), "a stranger is refused");
-        assert!(t.begin("u", 100, true).is_ok(), "the owner's network is not");
+        assert!(
+            t.begin("u", 100, true).is_ok(),
+            "the owner's network is not"
+        );
         assert_eq!(
             retry(check(&t, "u", 100)),
             Some(60),

@@ -131,7 +131,9 @@ impl RateLimiter {
         now: UnixTime,
     ) -> Result<(), Error> {
         self.take_from(bucket, Subject::Account(user_id.into()), now)
-            .inspect_err(|_| tracing::info!(limit = bucket.name(), user_id, "rate limited"))
+            .inspect_err(
+                |_| tracing::info!(limit = bucket.name(), user_id = %user_id, "rate limited"),
+            )
     }
 
     /// Return a token taken for an attempt that turned out not to count (a right password).
@@ -139,7 +141,10 @@ impl RateLimiter {
         let (true, Some(ip)) = (self.enabled, ip) else {
             return;
         };
-        let key = (bucket, Subject::Client(client_network(ip, self.ipv6_prefix)));
+        let key = (
+            bucket,
+            Subject::Client(client_network(ip, self.ipv6_prefix)),
+        );
         let rates = &self.rates[bucket.index()];
         if let Some(levels) = self.shard(&key).get_mut(&key) {
             for (level, rate) in levels.iter_mut().zip(rates) {
@@ -154,7 +159,10 @@ impl RateLimiter {
         self.shards.iter().map(|s| lock(s).len()).sum()
     }
 
-    fn shard(&self, key: &(Bucket, Subject)) -> std::sync::MutexGuard<'_, LruCache<(Bucket, Subject), Vec<Level>>> {
+    fn shard(
+        &self,
+        key: &(Bucket, Subject),
+    ) -> std::sync::MutexGuard<'_, LruCache<(Bucket, Subject), Vec<Level>>> {
         let i = (self.hasher.hash_one(key) as usize) % SHARDS;
         lock(&self.shards[i])
     }
@@ -285,10 +293,14 @@ mod tests {
         assert!(l.take(Bucket::Login, v6("2001:db8:1:2::1"), 0).is_ok());
         assert!(l.take(Bucket::Login, v6("2001:db8:1:2:ffff::9"), 0).is_ok());
         assert!(
-            l.take(Bucket::Login, v6("2001:db8:1:2:abcd::7"), 0).is_err(),
+            l.take(Bucket::Login, v6("2001:db8:1:2:abcd::7"), 0)
+                .is_err(),
             "a third address of the same /64"
         );
-        assert!(l.take(Bucket::Login, v6("2001:db8:1:3::1"), 0).is_ok(), "next /64");
+        assert!(
+            l.take(Bucket::Login, v6("2001:db8:1:3::1"), 0).is_ok(),
+            "next /64"
+        );
         assert!(l.take(Bucket::Login, v6("::ffff:192.0.2.1"), 0).is_ok());
         assert!(l.take(Bucket::Login, ip(1), 0).is_ok());
         assert!(
@@ -302,10 +314,18 @@ mod tests {
         let mut cfg = crate::config::Config::default().rate_limits;
         cfg.account_writes = vec![Rate::parse("2/1m").expect("rate")];
         let l = RateLimiter::new(&cfg);
-        assert!(l.take_for_account(Bucket::AccountWrites, "user-a", 0).is_ok());
-        assert!(l.take_for_account(Bucket::AccountWrites, "user-a", 0).is_ok());
-        assert!(l.take_for_account(Bucket::AccountWrites, "user-a", 0).is_err());
-        assert!(l.take_for_account(Bucket::AccountWrites, "user-b", 0).is_ok());
+        assert!(l
+            .take_for_account(Bucket::AccountWrites, "user-a", 0)
+            .is_ok());
+        assert!(l
+            .take_for_account(Bucket::AccountWrites, "user-a", 0)
+            .is_ok());
+        assert!(l
+            .take_for_account(Bucket::AccountWrites, "user-a", 0)
+            .is_err());
+        assert!(l
+            .take_for_account(Bucket::AccountWrites, "user-b", 0)
+            .is_ok());
     }
 
     #[test]
@@ -321,7 +341,10 @@ mod tests {
             let [a, b, c, d] = i.to_be_bytes();
             let _ = l.take(Bucket::Login, Some(IpAddr::from([10, b ^ a, c, d])), 0);
             if i % 50 == 0 {
-                assert!(l.take(Bucket::Login, regular, 0).is_err(), "still limited at {i}");
+                assert!(
+                    l.take(Bucket::Login, regular, 0).is_err(),
+                    "still limited at {i}"
+                );
             }
         }
         assert!(l.tracked() <= 1_000 + SHARDS, "{}", l.tracked());

@@ -17,7 +17,7 @@ pub async fn logout(state: &AppState, who: &Principal) -> Result<(), Error> {
         .store
         .revoke_session(who.user.id.clone(), session_id.to_string())
         .await?;
-    tracing::info!(user_id = %who.user.id, session_id, "logged out");
+    tracing::info!(user_id = %who.user.id, session_id = %session_id, "logged out");
     Ok(())
 }
 
@@ -42,7 +42,7 @@ pub async fn revoke(state: &AppState, who: &Principal, session_id: &str) -> Resu
         .revoke_session(who.user.id.clone(), session_id.to_string())
         .await?
     {
-        tracing::info!(user_id = %who.user.id, session_id = current, revoked = session_id, "session revoked");
+        tracing::info!(user_id = %who.user.id, session_id = %current, revoked = %session_id, "session revoked");
         Ok(())
     } else {
         Err(Error::NotFound)

@@ -68,9 +68,7 @@ pub async fn refresh(
     // Only refused tokens count against the client: a valid refresh token is never refused
     // because of what other clients behind the same address did.
     if matches!(result, Err(Error::InvalidRefreshToken)) {
-        state
-            .limits
-            .take(Bucket::Refresh, client_ip, state.now())?;
+        state.limits.take(Bucket::Refresh, client_ip, state.now())?;
     }
     result
 }
@@ -146,7 +144,7 @@ async fn rotate(
             session_id,
             user_id,
         } => {
-            tracing::warn!(user_id, session_id, client = ?client_ip, "refresh token reuse detected; session ended");
+            tracing::warn!(user_id = %user_id, session_id = %session_id, client = client_ip.map(tracing::field::display), "refresh token reuse detected; session ended");
             Err(Error::InvalidRefreshToken)
         }
         Rotation::Unknown => Err(Error::InvalidRefreshToken),

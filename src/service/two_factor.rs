@@ -80,7 +80,7 @@ pub async fn setup(
             .await?;
         if !verified.ok {
             guess.failed();
-            tracing::info!(user_id = %user.id, session_id, client = ?ip, "2FA setup: wrong password");
+            tracing::info!(user_id = %user.id, session_id = %session_id, client = ip.map(tracing::field::display), "2FA setup: wrong password");
             return Err(Error::ReauthenticationRequired);
         }
         guess.succeeded();
@@ -150,7 +150,7 @@ pub async fn verify(
     match outcome {
         EnableOutcome::Enabled => {
             guess.succeeded();
-            tracing::info!(user_id = %user.id, session_id, client = ?ip, "two-factor authentication enabled");
+            tracing::info!(user_id = %user.id, session_id = %session_id, client = ip.map(tracing::field::display), "two-factor authentication enabled");
             Ok(codes)
         }
         EnableOutcome::AlreadyEnabled => {
@@ -185,18 +185,18 @@ pub async fn disable(
         .await?;
     if !verified.ok {
         guess.failed();
-        tracing::info!(user_id = %user.id, session_id, client = ?ip, "2FA disable: wrong password");
+        tracing::info!(user_id = %user.id, session_id = %session_id, client = ip.map(tracing::field::display), "2FA disable: wrong password");
         return Err(Error::InvalidPassword);
     }
     let Some(used) = check_code(state, &user, code.expose()).await? else {
         guess.failed();
-        tracing::info!(user_id = %user.id, session_id, client = ?ip, "2FA disable: wrong code");
+        tracing::info!(user_id = %user.id, session_id = %session_id, client = ip.map(tracing::field::display), "2FA disable: wrong code");
         return Err(Error::WrongTotpCode);
     };
     match state.store.disable_totp(user.id.clone(), used).await? {
         DisableOutcome::Disabled => {
             guess.succeeded();
-            tracing::info!(user_id = %user.id, session_id, client = ?ip, "two-factor authentication disabled");
+            tracing::info!(user_id = %user.id, session_id = %session_id, client = ip.map(tracing::field::display), "two-factor authentication disabled");
             Ok(())
         }
         DisableOutcome::NotEnabled => {

@@ -82,7 +82,9 @@ impl Store {
         self.write(move |tx| {
             let mut records = load(tx, now, keep_for)?;
             if records.iter().all(|r| r.retired_at.is_some()) {
-                records.push(insert_new(tx, now)?);
+                let created = insert_new(tx, now)?;
+                tracing::info!(kid = %KeyPair::from_seed(&created.seed).kid(), "created a signing key");
+                records.push(created);
             }
             Ok(stored(records))
         })

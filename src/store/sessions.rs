@@ -116,7 +116,7 @@ fn make_room(
         match get_session(tx, &id)? {
             Some(s) => {
                 if now < s.expires_at {
-                    tracing::info!(user_id, session_id = %s.id, "oldest session ended: the user holds the most sessions allowed");
+                    tracing::info!(user_id = %user_id, session_id = %s.id, "oldest session ended: the user holds the most sessions allowed");
                 }
                 delete_session(tx, &s)?;
             }
@@ -280,7 +280,13 @@ impl Store {
                 }
                 delete_session(tx, &s)?;
                 let (session_id, user_id) = (s.id, s.user_id);
-                return Ok((Rotation::Reused { session_id, user_id }, Changed::Yes));
+                return Ok((
+                    Rotation::Reused {
+                        session_id,
+                        user_id,
+                    },
+                    Changed::Yes,
+                ));
             }
             let mut tokens = tx.open_table(REFRESH_TOKENS)?;
             s.previous_hashes.push(s.current_hash);
@@ -533,7 +539,10 @@ mod tests {
             !store.refresh_token_known([1; 32]).await.expect("read"),
             "the oldest ended with its refresh token"
         );
-        let live = store.list_sessions("user-1".into(), 200).await.expect("list");
+        let live = store
+            .list_sessions("user-1".into(), 200)
+            .await
+            .expect("list");
         let ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["ses-4", "ses-3", "ses-2"]);
     }
@@ -577,7 +586,10 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let store = Store::open(&path).expect("open migrates");
         assert_eq!(store.schema_version().await.expect("version"), 2);
-        let live = store.list_sessions("user-1".into(), 20).await.expect("list");
+        let live = store
+            .list_sessions("user-1".into(), 20)
+            .await
+            .expect("list");
         assert_eq!(live.len(), 1, "the session is found through the new index");
         let tx = store.db.begin_read().expect("read");
         assert!(

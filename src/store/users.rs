@@ -210,7 +210,11 @@ pub enum LoginOutcome {
 /// A completed login makes its client network known to the account lock.
 fn remember_network(user: &mut UserRecord, session: &NewSession) {
     if let Some(network) = &session.network {
-        crate::domain::net::note_login_network(&mut user.login_networks, network.clone(), session.now);
+        crate::domain::net::note_login_network(
+            &mut user.login_networks,
+            network.clone(),
+            session.now,
+        );
     }
 }
 

@@ -172,7 +172,9 @@ async fn slowloris_connections_do_not_delay_an_honest_request() {
     // refuses the rest at once; the global cap is never reached.
     for _ in 0..300 {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.bind("127.0.0.2:0".parse().expect("addr")).expect("bind");
+        socket
+            .bind("127.0.0.2:0".parse().expect("addr"))
+            .expect("bind");
         let mut s = socket.connect(app.addr).await.expect("connect");
         let _ = s
             .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: ")
@@ -306,19 +308,24 @@ async fn first_answer(app: &TestApp, from: &str) -> String {
 
 #[tokio::test]
 async fn at_the_connection_cap_new_clients_hear_503_at_once() {
-    let app = TestApp::spawn_with(
-        "[limits]\nmax_connections = 2\nheader_read_timeout = \"30s\"",
-    )
-    .await;
+    let app =
+        TestApp::spawn_with("[limits]\nmax_connections = 2\nheader_read_timeout = \"30s\"").await;
     let mut idle = vec![hold(&app, "127.0.0.1").await, hold(&app, "127.0.0.2").await];
     tokio::time::sleep(Duration::from_millis(100)).await;
     let refused = first_answer(&app, "127.0.0.3").await;
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
-    assert!(refused.contains("\"message_code\":\"overloaded\""), "{refused}");
+    assert!(
+        refused.contains("\"message_code\":\"overloaded\""),
+        "{refused}"
+    );
     assert!(refused.contains("retry-after: 1"), "{refused}");
     drop(idle.pop());
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(app.get("/healthz", None).await.status, 200, "served once a slot frees");
+    assert_eq!(
+        app.get("/healthz", None).await.status,
+        200,
+        "served once a slot frees"
+    );
 }
 
 #[tokio::test]
@@ -331,9 +338,15 @@ async fn one_client_cannot_hold_every_connection() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let refused = first_answer(&app, "127.0.0.9").await;
     assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
-    assert!(refused.contains("\"message_code\":\"rate_limited\""), "{refused}");
+    assert!(
+        refused.contains("\"message_code\":\"rate_limited\""),
+        "{refused}"
+    );
     let served = first_answer(&app, "127.0.0.10").await;
-    assert!(served.starts_with("HTTP/1.1 200"), "another client: {served}");
+    assert!(
+        served.starts_with("HTTP/1.1 200"),
+        "another client: {served}"
+    );
     // A trusted proxy carries many clients: it is not capped.
     let proxy = TestApp::spawn_with(
         "[limits]\nmax_connections_per_address = 2\nheader_read_timeout = \"30s\"\n[rate_limits]\ntrusted_proxies = [\"127.0.0.9\"]",
@@ -351,7 +364,9 @@ async fn one_client_cannot_hold_every_connection() {
 #[tokio::test]
 async fn a_connection_is_closed_after_its_last_allowed_request() {
     let app = TestApp::spawn_with("[limits]\nmax_requests_per_connection = 3").await;
-    let mut s = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    let mut s = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
     let request = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
     // Pipelined: the server answers three, closing the connection with the third.
     for _ in 0..5 {

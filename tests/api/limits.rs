@@ -91,13 +91,13 @@ async fn junk_bearer_credentials_lock_no_one_out() {
     for i in 0..50 {
         assert_eq!(app.me(&format!("junk-token-{i}")).await.status, 401);
         let junk_key = format!("ch_live_{i:0>38}");
-        assert_eq!(app.get("/v1/auth/verify", Some(&junk_key)).await.status, 401);
+        assert_eq!(
+            app.get("/v1/auth/verify", Some(&junk_key)).await.status,
+            401
+        );
     }
     assert_eq!(app.me(&t.token).await.status, 200, "a valid token");
-    assert_eq!(
-        app.get("/v1/auth/verify", Some(&t.token)).await.status,
-        200
-    );
+    assert_eq!(app.get("/v1/auth/verify", Some(&t.token)).await.status, 200);
     assert_eq!(
         app.get("/v1/auth/verify?scope=databases:read", Some(&key))
             .await
@@ -122,9 +122,12 @@ async fn password_guesses_per_address_are_counted_as_they_start() {
     for i in 0..40 {
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
-            app.login(&format!("victim{}@example.com", i % 3), "wrong password here")
-                .await
-                .status
+            app.login(
+                &format!("victim{}@example.com", i % 3),
+                "wrong password here",
+            )
+            .await
+            .status
         }));
     }
     let mut statuses = Vec::new();
@@ -318,7 +321,12 @@ async fn a_stranger_cannot_keep_the_owner_out_with_the_account_lock() {
     let app = TestApp::spawn_with(BEHIND_PROXY).await;
     app.register("owner@example.com").await;
     let home = "2001:db8:aa:1::10";
-    assert_eq!(login_as(&app, home, "owner@example.com", PASSWORD).await.status, 200);
+    assert_eq!(
+        login_as(&app, home, "owner@example.com", PASSWORD)
+            .await
+            .status,
+        200
+    );
     let stranger = "203.0.113.66";
     for _ in 0..5 {
         let r = login_as(&app, stranger, "owner@example.com", "wrong password here").await;
@@ -333,9 +341,14 @@ async fn a_stranger_cannot_keep_the_owner_out_with_the_account_lock() {
         "an unknown network is refused while the lock lasts",
     );
     assert_eq!(
-        login_as(&app, "2001:db8:aa:1:ffff::77", "owner@example.com", PASSWORD)
-            .await
-            .status,
+        login_as(
+            &app,
+            "2001:db8:aa:1:ffff::77",
+            "owner@example.com",
+            PASSWORD
+        )
+        .await
+        .status,
         200,
         "the owner, from another address of the network it logged in from, is not"
     );
@@ -350,7 +363,10 @@ async fn a_stranger_cannot_keep_the_owner_out_with_the_account_lock() {
         .header("retry-after")
         .and_then(|v| v.parse().ok())
         .expect("still locked");
-    assert!(wait > 30, "the owner's guesses made the lock longer: {wait}");
+    assert!(
+        wait > 30,
+        "the owner's guesses made the lock longer: {wait}"
+    );
     // Thirty days on, the network is no longer known.
     app.clock.advance(31 * 86_400);
     for _ in 0..5 {
@@ -371,13 +387,26 @@ async fn ipv6_clients_are_limited_per_network_not_per_address() {
     let mut statuses = Vec::new();
     for i in 0..40 {
         let addr = format!("2001:db8:5:6:{i:x}::1");
-        statuses.push(login_as(&app, &addr, "x@example.com", "wrong password here").await.status);
+        statuses.push(
+            login_as(&app, &addr, "x@example.com", "wrong password here")
+                .await
+                .status,
+        );
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
     assert_eq!(
-        login_as(&app, "2001:db8:5:7::1", "x@example.com", "wrong password here")
-            .await
-            .status,
+        statuses.iter().filter(|s| **s == 401).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        login_as(
+            &app,
+            "2001:db8:5:7::1",
+            "x@example.com",
+            "wrong password here"
+        )
+        .await
+        .status,
         401,
         "the next /64 is another client"
     );
@@ -433,15 +462,22 @@ async fn a_stolen_session_is_no_password_oracle() {
         let app = app.clone();
         let token = t.token.clone();
         async move {
-            app.post_as("/v1/auth/2fa/setup", Some(&token), json!({ "password": password }))
-                .await
+            app.post_as(
+                "/v1/auth/2fa/setup",
+                Some(&token),
+                json!({ "password": password }),
+            )
+            .await
         }
     };
     let mut statuses = Vec::new();
     for _ in 0..5 {
         statuses.push(setup("wrong password here").await.status);
     }
-    assert_eq!(statuses, [403; 5], "wrong passwords: reauthentication_required");
+    assert_eq!(
+        statuses, [403; 5],
+        "wrong passwords: reauthentication_required"
+    );
     assert_throttled(
         &setup(PASSWORD).await,
         "the account lock covers setup's password check",
@@ -473,17 +509,23 @@ async fn a_stolen_session_is_no_password_oracle() {
     }
     let evaluated = statuses.iter().filter(|s| **s == 403).count();
     assert!(evaluated <= 20, "{evaluated} evaluated: {statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 403 || *s == 429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 403 || *s == 429),
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
 async fn one_session_cannot_flood_the_database_with_writes() {
-    let app = TestApp::spawn_with("[rate_limits]\nenabled = true\naccount_writes = [\"3/1m\"]").await;
+    let app =
+        TestApp::spawn_with("[rate_limits]\nenabled = true\naccount_writes = [\"3/1m\"]").await;
     let t = app.register("writes@example.com").await;
     let other = app.register("writes2@example.com").await;
     for _ in 0..3 {
         assert_eq!(
-            app.post_as("/v1/auth/2fa/setup", Some(&t.token), json!({})).await.status,
+            app.post_as("/v1/auth/2fa/setup", Some(&t.token), json!({}))
+                .await
+                .status,
             200
         );
     }
@@ -508,7 +550,8 @@ async fn one_session_cannot_flood_the_database_with_writes() {
         "session revoke",
     );
     assert_throttled(
-        &app.post_as("/v1/auth/2fa/setup", Some(&t.token), json!({})).await,
+        &app.post_as("/v1/auth/2fa/setup", Some(&t.token), json!({}))
+            .await,
         "2FA setup",
     );
     assert_eq!(create(other.token.clone()).await.status, 201, "per account");

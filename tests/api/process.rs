@@ -75,6 +75,8 @@ fn configured(toml: &str) -> (tempfile::TempDir, Vec<String>) {
 struct Server {
     child: Child,
     addr: String,
+    /// The lines up to and including the one that announced the address.
+    startup: Vec<String>,
     log: std::sync::mpsc::Receiver<String>,
 }
 
@@ -131,13 +133,17 @@ fn start_with(
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut startup = Vec::new();
     while Instant::now() < deadline {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(line) => {
-                if let Some(addr) = announced(&line) {
+                let addr = announced(&line);
+                startup.push(line);
+                if let Some(addr) = addr {
                     return Server {
                         child,
                         addr,
+                        startup,
                         log: rx,
                     };
                 }
@@ -155,7 +161,7 @@ fn start_with(
 }
 
 impl Server {
-    /// Send SIGTERM and return the exit code and the remaining log.
+    /// Send SIGTERM and return the exit code and the whole log.
     fn terminate(mut self) -> (i32, String) {
         let ok = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -165,8 +171,9 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                let rest: Vec<String> = self.log.try_iter().collect();
-                return (status.code().unwrap_or(-1), rest.join("\n"));
+                let mut all = std::mem::take(&mut self.startup);
+                all.extend(self.log.try_iter());
+                return (status.code().unwrap_or(-1), all.join("\n"));
             }
             assert!(Instant::now() < deadline, "did not exit after SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
@@ -247,9 +254,12 @@ fn flags_override_the_config_file_and_a_second_server_on_the_same_data_is_refuse
     assert!(data.join("cloudheed-auth.redb").exists());
     let second = Command::new(BIN).args(args).output().expect("run");
     assert_eq!(second.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&second.stderr).contains("database"),
-        "{second:?}"
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("database"), "{second:?}");
+    assert_eq!(
+        err.matches("cannot open the database").count(),
+        1,
+        "said once: {err}"
     );
     assert_eq!(
         http(&server.addr, "GET", "/healthz", None, None).0,
@@ -882,6 +892,11 @@ fn json_logs_are_one_object_per_line_with_the_request_fields() {
         http(&server.addr, "GET", "/v1/auth/me", Some(&token), None).0,
         200
     );
+    let wrong = json!({"email": "json@example.com", "password": "not-the-password"});
+    assert_eq!(
+        http(&server.addr, "POST", "/v1/auth/login", None, Some(&wrong)).0,
+        401
+    );
     let (code, log) = server.terminate();
     assert_eq!(code, 0);
     let lines: Vec<Value> = log
@@ -906,6 +921,30 @@ fn json_logs_are_one_object_per_line_with_the_request_fields() {
     assert_eq!(me["status"], 200);
     assert_eq!(me["user_id"], user_id.as_str());
     assert!(!log.contains(&token) && !log.contains("json-log-password"));
+    // A line logged inside a service names its request, the user and the client address.
+    let failed = lines
+        .iter()
+        .find(|l| l["message"] == "login failed")
+        .expect("a login-failed line");
+    let login = lines
+        .iter()
+        .find(|l| l["message"] == "request" && l["route"] == "login")
+        .expect("the login's request line");
+    assert_eq!(
+        failed["span"]["request_id"], login["request_id"],
+        "{failed}"
+    );
+    assert_eq!(failed["user_id"], user_id.as_str());
+    assert_eq!(failed["client"], "127.0.0.1");
+    assert_eq!(failed["reason"], "invalid_credentials");
+    // Startup says what it runs on and what it made.
+    let said = |m: &str| lines.iter().find(|l| l["message"] == m).cloned();
+    assert!(said("created the database").is_some(), "{log}");
+    assert!(said("created a signing key").is_some_and(|l| l["kid"].is_string()));
+    let listening = said("listening").expect("listening");
+    for field in ["addr", "version", "data_dir", "config"] {
+        assert!(listening[field].is_string(), "{field} in {listening}");
+    }
 }
 
 /// `start` for JSON logs: the announced address is in the `addr` field of a JSON line, and every

@@ -305,9 +305,16 @@ async fn a_user_holds_at_most_max_sessions_and_the_oldest_ends_first() {
         "the oldest session ended"
     );
     assert_eq!(app.me(&first.token).await.status, 401);
-    let list = app.get("/v1/auth/sessions", Some(&latest[2].token)).await.json();
+    let list = app
+        .get("/v1/auth/sessions", Some(&latest[2].token))
+        .await
+        .json();
     assert_eq!(list["sessions"].as_array().expect("sessions").len(), 3);
     for t in &latest {
-        assert_eq!(app.refresh(&t.refresh_token).await.status, 200, "newer ones live");
+        assert_eq!(
+            app.refresh(&t.refresh_token).await.status,
+            200,
+            "newer ones live"
+        );
     }
 }

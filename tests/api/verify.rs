@@ -64,7 +64,13 @@ async fn a_key_is_checked_against_the_scope_asked_for() {
         );
         assert!(r.header("x-auth-user-id").is_none());
     }
-    for malformed in ["scope=%zz", "scope=", "scope", "scope=+", "scope=databases:read&scope="] {
+    for malformed in [
+        "scope=%zz",
+        "scope=",
+        "scope",
+        "scope=+",
+        "scope=databases:read&scope=",
+    ] {
         let r = app
             .get(&format!("/v1/auth/verify?{malformed}"), Some(key))
             .await;
@@ -77,7 +83,10 @@ async fn a_key_is_checked_against_the_scope_asked_for() {
     let r = app
         .get("/v1/auth/verify?sc%6Fpe=databases:write", Some(key))
         .await;
-    assert_eq!(r.status, 403, "an encoded parameter name is still the scope");
+    assert_eq!(
+        r.status, 403,
+        "an encoded parameter name is still the scope"
+    );
 }
 
 #[tokio::test]

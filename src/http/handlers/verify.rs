@@ -66,7 +66,11 @@ pub(crate) fn scope_params(query: &str) -> Result<Vec<String>, Error> {
             continue;
         }
         let v = percent_decode(v).ok_or_else(|| bad("the scope parameter does not decode"))?;
-        let scopes: Vec<String> = v.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect();
+        let scopes: Vec<String> = v
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
         if scopes.is_empty() {
             return Err(bad("the scope parameter is empty"));
         }
@@ -124,7 +128,14 @@ mod tests {
             "names are decoded too"
         );
         assert_eq!(scope_params("x=&&y").expect("ok"), Vec::<String>::new());
-        for bad in ["scope=", "scope", "scope=+", "scope=%20", "scope=a&scope=", "sc%zzpe=a"] {
+        for bad in [
+            "scope=",
+            "scope",
+            "scope=+",
+            "scope=%20",
+            "scope=a&scope=",
+            "sc%zzpe=a",
+        ] {
             assert!(scope_params(bad).is_err(), "{bad}");
         }
         assert!(scope_params("scope=%zz").is_err());
