@@ -1,6 +1,7 @@
 //! Criterion benchmarks of each hot path through the public API: scrypt, JWT sign and verify,
 //! SHA-256 of a token, a store read and a durable store write (DESIGN "Performance budget"),
-//! the API-key checksum, and authenticating a bearer credential as `GET /v1/auth/verify` does.
+//! the API-key checksum, authenticating a bearer credential as `GET /v1/auth/verify` does, and
+//! one rate-limit check with few and with 300k clients tracked (it must stay flat).
 //!
 //! Run with `cargo bench --bench hot_paths`; medians land in
 //! `target/criterion/<group>/<bench>/new/estimates.json`.
@@ -286,8 +287,34 @@ fn verify(c: &mut Criterion) {
     group.finish();
 }
 
+/// One per-client limit check, with 1,000 clients tracked and after 300,000 distinct clients
+/// (the limiter holds at most its default 100,000): the cost must not grow with the count.
+fn rate_limit(c: &mut Criterion) {
+    use cloudheed_auth::service::rate_limit::{Bucket, RateLimiter};
+    use std::net::IpAddr;
+    let mut config = Config::default().rate_limits;
+    config.login = vec![cloudheed_auth::config::Rate::parse("1000000/1s").expect("rate")];
+    let mut group = c.benchmark_group("rate_limit");
+    for clients in [1_000_u32, 300_000] {
+        let limiter = RateLimiter::new(&config);
+        let ip = |i: u32| Some(IpAddr::from(i.wrapping_add(0x0a00_0000).to_be_bytes()));
+        for i in 0..clients {
+            let _ = limiter.take(Bucket::Login, ip(i), 0);
+        }
+        let mut i = 0_u32;
+        group.bench_function(format!("take_{clients}_clients"), |b| {
+            b.iter(|| {
+                i = (i + 1) % 1_000;
+                black_box(limiter.take(Bucket::Login, ip(clients - 1 - i), 0))
+            });
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    rate_limit,
     scrypt,
     jwt,
     sha256,
