@@ -124,6 +124,8 @@ pub struct Snapshot {
     pub users: i64,
     /// Size of the database file in bytes.
     pub db_bytes: i64,
+    /// (limit, client) pairs the rate limiter remembers.
+    pub rate_limit_tracked: i64,
 }
 
 /// Every metric of the server.
@@ -138,6 +140,7 @@ pub struct Metrics {
     api_keys: Gauge,
     users: Gauge,
     db_bytes: Gauge,
+    rate_limit_tracked: Gauge,
 }
 
 impl Default for Metrics {
@@ -188,6 +191,12 @@ impl Default for Metrics {
             "Size of the database file",
             db_bytes.clone(),
         );
+        let rate_limit_tracked = Gauge::default();
+        registry.register(
+            "rate_limit_tracked",
+            "(limit, client) pairs the rate limiter remembers; bounded by rate_limits.max_tracked_clients",
+            rate_limit_tracked.clone(),
+        );
         Self {
             registry,
             requests,
@@ -198,6 +207,7 @@ impl Default for Metrics {
             api_keys,
             users,
             db_bytes,
+            rate_limit_tracked,
         }
     }
 }
@@ -227,12 +237,18 @@ impl Metrics {
 
     /// The OpenMetrics exposition, with gauges set from `now`.
     pub fn render(&self, now: Snapshot) -> String {
+        self.render_as(now, Format::OpenMetrics)
+    }
+
+    /// The exposition in `format`, with gauges set from `now`.
+    pub fn render_as(&self, now: Snapshot, format: Format) -> String {
         self.hash_queue.set(now.hash_queue);
         self.sessions.set(now.sessions);
         self.api_keys.set(now.api_keys);
         self.users.set(now.users);
         self.db_bytes.set(now.db_bytes);
-        self.encode(Format::OpenMetrics)
+        self.rate_limit_tracked.set(now.rate_limit_tracked);
+        self.encode(format)
     }
 
     /// The exposition in `format`, with gauges as the last `render` set them.
@@ -294,6 +310,7 @@ mod tests {
             api_keys: 2,
             users: 1,
             db_bytes: 4096,
+            rate_limit_tracked: 7,
         });
         m
     }
@@ -324,7 +341,7 @@ mod tests {
     fn prometheus_text_declares_every_sample_under_its_own_name() {
         let text = busy().encode(Format::Prometheus);
         let families = families(&text);
-        assert_eq!(families.len(), 8, "{text}");
+        assert_eq!(families.len(), 9, "{text}");
         for (name, (help, kind)) in &families {
             assert!(
                 help.is_some_and(|h| !h.is_empty()),
@@ -386,7 +403,7 @@ mod tests {
         let m = busy();
         let text = m.encode(Format::OpenMetrics);
         let families = families(&text);
-        assert_eq!(families.len(), 8, "{text}");
+        assert_eq!(families.len(), 9, "{text}");
         assert!(
             families
                 .values()
@@ -411,6 +428,7 @@ mod tests {
                 api_keys: 2,
                 users: 1,
                 db_bytes: 4096,
+                rate_limit_tracked: 7,
             })
         );
     }

@@ -22,16 +22,19 @@ pub async fn ready(state: &AppState) -> Result<(), Error> {
     Ok(())
 }
 
-/// The metrics text, with gauges read now.
-pub async fn metrics(state: &AppState) -> Result<String, Error> {
+/// The metrics text in `format`, with gauges read now.
+pub async fn metrics(state: &AppState, format: crate::metrics::Format) -> Result<String, Error> {
     let (users, sessions, api_keys) = state.store.counts().await?;
     let db_bytes = std::fs::metadata(state.config.db_path()).map_or(0, |m| m.len());
     let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    Ok(state.metrics.render(crate::metrics::Snapshot {
+    let tracked = u64::try_from(state.limits.tracked()).unwrap_or(u64::MAX);
+    let now = crate::metrics::Snapshot {
         hash_queue: state.hasher.queue_depth(),
         sessions: as_i64(sessions),
         api_keys: as_i64(api_keys),
         users: as_i64(users),
         db_bytes: as_i64(db_bytes),
-    }))
+        rate_limit_tracked: as_i64(tracked),
+    };
+    Ok(state.metrics.render_as(now, format))
 }

@@ -446,6 +446,15 @@ async fn the_limiter_forgets_the_least_recently_seen_clients_beyond_its_bound() 
         401,
         "3000 newer clients pushed it out: memory stays bounded"
     );
+    let metrics = app.get("/metrics", None).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    let tracked: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cloudheed_rate_limit_tracked "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the gauge");
+    // At most the cap, rounded up to whole shards of the limiter.
+    assert!((900.0..=1016.0).contains(&tracked), "{tracked}");
 }
 
 #[tokio::test]

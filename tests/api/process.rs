@@ -897,6 +897,11 @@ fn json_logs_are_one_object_per_line_with_the_request_fields() {
         http(&server.addr, "POST", "/v1/auth/login", None, Some(&wrong)).0,
         401
     );
+    // Five more wrong passwords lock the account: the 429's line names the limit.
+    let statuses: Vec<u16> = (0..5)
+        .map(|_| http(&server.addr, "POST", "/v1/auth/login", None, Some(&wrong)).0)
+        .collect();
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
     let (code, log) = server.terminate();
     assert_eq!(code, 0);
     let lines: Vec<Value> = log
@@ -937,6 +942,13 @@ fn json_logs_are_one_object_per_line_with_the_request_fields() {
     assert_eq!(failed["user_id"], user_id.as_str());
     assert_eq!(failed["client"], "127.0.0.1");
     assert_eq!(failed["reason"], "invalid_credentials");
+    let limited = lines
+        .iter()
+        .find(|l| l["message"] == "rate limited")
+        .expect("a rate-limited line");
+    assert_eq!(limited["limit"], "account_lock", "{limited}");
+    assert_eq!(limited["user_id"], user_id.as_str());
+    assert!(limited["span"]["request_id"].is_string());
     // Startup says what it runs on and what it made.
     let said = |m: &str| lines.iter().find(|l| l["message"] == m).cloned();
     assert!(said("created the database").is_some(), "{log}");

@@ -44,12 +44,7 @@ pub async fn metrics(state: &AppState, headers: &HeaderMap) -> Result<Response<B
         .filter_map(|v| v.to_str().ok())
         .collect();
     let format = Format::negotiate(&accept.join(","));
-    // The service refreshes the gauges and hands back OpenMetrics; encoding the registry again
-    // is cheaper than a second path to the store's counts.
-    let mut text = service::health::metrics(state).await?;
-    if format != Format::OpenMetrics {
-        text = state.metrics.encode(format);
-    }
+    let text = service::health::metrics(state, format).await?;
     let mut resp = Response::new(Body::from(text));
     let headers = resp.headers_mut();
     headers.insert(
