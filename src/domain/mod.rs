@@ -1,5 +1,6 @@
 //! Domain types: parsed, validated values and the models services work with. No HTTP, no redb.
 
+pub mod account;
 pub mod duration;
 pub mod models;
 pub mod net;

@@ -8,8 +8,9 @@ use crate::domain::types::{Company, DisplayName, Email};
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::state::AppState;
-use crate::store::records::UserRecord;
-use crate::store::{CreateOutcome, LoginOutcome, NewSession, NewUser, SecondFactorUse};
+use crate::domain::account::Account;
+use crate::domain::account::SecondFactorUse;
+use crate::store::{CreateOutcome, LoginOutcome, NewSession, NewUser};
 
 use super::guesses;
 use super::rate_limit::Bucket;
@@ -127,7 +128,7 @@ pub async fn login(
         tracing::info!(user_id = %record.id, client = client.ip.map(tracing::field::display), reason = "account_disabled", "login failed");
         return Err(Error::AccountDisabled);
     }
-    let second_factor = if record.two_factor_enabled {
+    let second_factor = if record.two_factor.enabled {
         match second_factor(state, &record, totp_code, &client).await {
             // A right password still waiting for its code is not a failure.
             Err(Error::TotpRequired) => {
@@ -181,7 +182,7 @@ pub async fn login(
 /// code is `totp_required`; a wrong one is `invalid_totp_code` (the attempt stays counted).
 async fn second_factor(
     state: &AppState,
-    record: &UserRecord,
+    record: &Account,
     code: Option<Secret>,
     client: &ClientInfo,
 ) -> Result<SecondFactorUse, Error> {

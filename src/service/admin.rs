@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use crate::clock::rfc3339;
 use crate::domain::types::Email;
 use crate::state::AppState;
-use crate::store::records::UserRecord;
-use crate::store::UserChange;
+use crate::domain::account::Account;
+use crate::domain::account::AccountChange;
 
 /// One operator command, as sent over the admin socket (one JSON line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,20 +59,20 @@ pub enum AdminCommand {
     },
 }
 
-fn user_json(u: &UserRecord) -> Value {
+fn user_json(u: &Account) -> Value {
     json!({
         "id": u.id,
         "email": u.email,
         "name": u.name,
         "plan": u.plan,
-        "two_factor_enabled": u.two_factor_enabled,
+        "two_factor_enabled": u.two_factor.enabled,
         "disabled": u.disabled,
         "email_verified_at": u.email_verified_at.map(rfc3339),
         "created_at": rfc3339(u.created_at),
     })
 }
 
-async fn find(state: &AppState, email: &str) -> Result<UserRecord, String> {
+async fn find(state: &AppState, email: &str) -> Result<Account, String> {
     let key = Email::parse(email)
         .map_err(|_| format!("{email:?} is not an email address"))?
         .key();
@@ -86,19 +86,19 @@ async fn find(state: &AppState, email: &str) -> Result<UserRecord, String> {
 
 /// Run `cmd`; the answer is JSON for `--json`, and the CLI renders it as a table otherwise.
 pub async fn execute(state: &AppState, cmd: AdminCommand) -> Result<Value, String> {
-    let change = |email: &String, change: UserChange| (email.clone(), change);
+    let change = |email: &String, change: AccountChange| (email.clone(), change);
     let user_change = match &cmd {
-        AdminCommand::UserDisable { email } => Some(change(email, UserChange::Disable)),
-        AdminCommand::UserEnable { email } => Some(change(email, UserChange::Enable)),
+        AdminCommand::UserDisable { email } => Some(change(email, AccountChange::Disable)),
+        AdminCommand::UserEnable { email } => Some(change(email, AccountChange::Enable)),
         AdminCommand::UserSetPlan { email, plan } => {
             if plan.trim().is_empty() || plan.len() > 64 {
                 return Err("a plan is 1 to 64 characters".into());
             }
-            Some(change(email, UserChange::SetPlan(plan.trim().to_string())))
+            Some(change(email, AccountChange::SetPlan(plan.trim().to_string())))
         }
-        AdminCommand::UserReset2fa { email } => Some(change(email, UserChange::ResetTwoFactor)),
+        AdminCommand::UserReset2fa { email } => Some(change(email, AccountChange::ResetTwoFactor)),
         AdminCommand::UserVerifyEmail { email } => {
-            Some(change(email, UserChange::VerifyEmail(state.now())))
+            Some(change(email, AccountChange::VerifyEmail(state.now())))
         }
         _ => None,
     };

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use crate::domain::net::is_known_network;
 use crate::error::Error;
 use crate::state::AppState;
-use crate::store::records::UserRecord;
+use crate::domain::account::Account;
 
 use super::rate_limit::Bucket;
 
@@ -28,7 +28,7 @@ pub struct Guess<'a> {
 /// an email cannot keep its owner out.
 pub fn begin_login<'a>(
     state: &'a AppState,
-    user: Option<&UserRecord>,
+    user: Option<&Account>,
     ip: Option<IpAddr>,
 ) -> Result<Guess<'a>, Error> {
     start(state, user, ip, true)
@@ -38,7 +38,7 @@ pub fn begin_login<'a>(
 /// network here: a stolen session may well be used from its victim's.
 pub fn begin<'a>(
     state: &'a AppState,
-    user: &UserRecord,
+    user: &Account,
     ip: Option<IpAddr>,
 ) -> Result<Guess<'a>, Error> {
     start(state, Some(user), ip, false)
@@ -46,7 +46,7 @@ pub fn begin<'a>(
 
 fn start<'a>(
     state: &'a AppState,
-    user: Option<&UserRecord>,
+    user: Option<&Account>,
     ip: Option<IpAddr>,
     known_networks_pass: bool,
 ) -> Result<Guess<'a>, Error> {

@@ -10,8 +10,9 @@ use crate::domain::password::Password;
 use crate::error::Error;
 use crate::secret::{Secret, SecretBytes};
 use crate::state::AppState;
-use crate::store::records::UserRecord;
-use crate::store::{DisableOutcome, EnableOutcome, SecondFactorUse, SetupOutcome};
+use crate::domain::account::Account;
+use crate::domain::account::SecondFactorUse;
+use crate::store::{DisableOutcome, EnableOutcome, SetupOutcome};
 
 use super::guesses;
 use super::rate_limit::Bucket;
@@ -46,7 +47,7 @@ fn session_of(who: &Principal) -> Result<(&str, UnixTime), Error> {
     }
 }
 
-async fn record(state: &AppState, who: &Principal) -> Result<UserRecord, Error> {
+async fn record(state: &AppState, who: &Principal) -> Result<Account, Error> {
     state
         .store
         .user_by_id(who.user.id.clone())
@@ -64,7 +65,7 @@ pub async fn setup(
 ) -> Result<Enrolment, Error> {
     let (session_id, auth_time) = session_of(who)?;
     let user = record(state, who).await?;
-    if user.two_factor_enabled {
+    if user.two_factor.enabled {
         return Err(Error::TwoFactorAlreadyEnabled);
     }
     if state.now() - auth_time > REAUTH_WINDOW_SECS {
@@ -118,10 +119,10 @@ pub async fn verify(
     let (session_id, _) = session_of(who)?;
     let now = state.now();
     let user = record(state, who).await?;
-    if user.two_factor_enabled {
+    if user.two_factor.enabled {
         return Err(Error::TwoFactorAlreadyEnabled);
     }
-    let Some(pending) = user.totp_pending.clone() else {
+    let Some(pending) = user.two_factor.pending.clone() else {
         return Err(Error::TwoFactorNotSetUp);
     };
     let guess = guesses::begin(state, &user, ip)?;
@@ -175,7 +176,7 @@ pub async fn disable(
 ) -> Result<(), Error> {
     let (session_id, _) = session_of(who)?;
     let user = record(state, who).await?;
-    if !user.two_factor_enabled {
+    if !user.two_factor.enabled {
         return Err(Error::TwoFactorNotEnabled);
     }
     let guess = guesses::begin(state, &user, ip)?;
@@ -214,25 +215,25 @@ pub async fn disable(
 /// `None` for anything else. A backup-shaped code costs one hash; anything else none.
 pub(crate) async fn check_code(
     state: &AppState,
-    user: &UserRecord,
+    user: &Account,
     code: &str,
 ) -> Result<Option<SecondFactorUse>, Error> {
     let now = state.now();
-    if let Some(secret) = &user.totp_secret {
-        if let Some(step) = totp::matching_step(secret.expose(), code, now, user.totp_last_step) {
+    if let Some(secret) = &user.two_factor.secret {
+        if let Some(step) = totp::matching_step(secret.expose(), code, now, user.two_factor.last_step) {
             return Ok(Some(SecondFactorUse::TotpStep {
                 step,
                 secret: secret.clone(),
             }));
         }
     }
-    let (Some(canonical), Some(salt)) = (backup_codes::normalize(code), user.backup_salt) else {
+    let (Some(canonical), Some(salt)) = (backup_codes::normalize(code), user.two_factor.backup_salt) else {
         return Ok(None);
     };
     let digests = state.hasher.backup_digests(vec![canonical], salt).await?;
     Ok(digests
         .into_iter()
         .next()
-        .filter(|d| backup_codes::find(&user.backup_codes, d).is_some())
+        .filter(|d| backup_codes::find(&user.two_factor.backup_codes, d).is_some())
         .map(|digest| SecondFactorUse::BackupCode { digest }))
 }

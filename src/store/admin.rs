@@ -7,37 +7,22 @@ use redb::{
     ReadableDatabase, ReadableMultimapTable, ReadableTable, TableDefinition, WriteTransaction,
 };
 
-use crate::clock::UnixTime;
+use crate::domain::account::{Account, AccountChange};
 
-use super::records::{decode, UserRecord};
+use super::records::decode_user;
 use super::schema;
 use super::sessions::delete_sessions_where;
 use super::users::{get_user, put_user};
 use super::{Changed, Store, StoreError};
 
-/// A change an operator makes to an account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserChange {
-    /// Refuse logins, tokens and keys; ends every session.
-    Disable,
-    /// Allow logins and keys again (ended sessions stay ended).
-    Enable,
-    /// Set the plan.
-    SetPlan(String),
-    /// Turn two-factor authentication off (lost authenticator and backup codes).
-    ResetTwoFactor,
-    /// Mark the email verified now.
-    VerifyEmail(UnixTime),
-}
-
 impl Store {
     /// Every account, oldest first.
-    pub async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+    pub async fn list_users(&self) -> Result<Vec<Account>, StoreError> {
         self.read(|tx| {
-            let mut out: Vec<UserRecord> = Vec::new();
+            let mut out: Vec<Account> = Vec::new();
             for row in tx.open_table(schema::USERS)?.iter()? {
                 let (_, bytes) = row?;
-                out.push(decode("users", bytes.value())?);
+                out.push(decode_user(bytes.value())?);
             }
             out.sort_by(|a, b| {
                 a.created_at
@@ -49,53 +34,24 @@ impl Store {
         .await
     }
 
-    /// Apply `change` to the account `user_id`; returns the account after it.
+    /// Apply an operator's `change` to the account `user_id`; returns the account after it. A
+    /// disabled account's sessions end with it, in the same transaction.
     pub async fn change_user(
         &self,
         user_id: String,
-        change: UserChange,
-    ) -> Result<UserRecord, StoreError> {
+        change: AccountChange,
+    ) -> Result<Account, StoreError> {
         self.write_if_changed(move |tx| {
             let mut user = get_user(tx, &user_id)?;
-            let before = format!(
-                "{:?}",
-                (
-                    &user.plan,
-                    user.disabled,
-                    user.two_factor_enabled,
-                    user.email_verified_at
-                )
-            );
-            match change {
-                UserChange::Disable => {
-                    user.disabled = true;
-                    delete_sessions_where(tx, &user_id, |_| true)?;
-                }
-                UserChange::Enable => user.disabled = false,
-                UserChange::SetPlan(plan) => user.plan = plan,
-                UserChange::ResetTwoFactor => user.clear_two_factor(),
-                UserChange::VerifyEmail(now) => {
-                    user.email_verified_at.get_or_insert(now);
-                }
+            let disable = change == AccountChange::Disable;
+            if !user.apply(change) {
+                return Ok((user, Changed::No));
             }
-            let after = format!(
-                "{:?}",
-                (
-                    &user.plan,
-                    user.disabled,
-                    user.two_factor_enabled,
-                    user.email_verified_at
-                )
-            );
-            let changed = if before == after {
-                Changed::No
-            } else {
-                Changed::Yes
-            };
-            if changed == Changed::Yes {
-                put_user(tx, &user)?;
+            if disable {
+                delete_sessions_where(tx, &user_id, |_| true)?;
             }
-            Ok((user, changed))
+            put_user(tx, &user)?;
+            Ok((user, Changed::Yes))
         })
         .await
     }

@@ -6,7 +6,9 @@ use crate::clock::UnixTime;
 use crate::crypto::random;
 use crate::domain::models::ApiKey;
 
-use super::records::{decode, encode, ApiKeyRecord, UserRecord, RECORD_VERSION};
+use crate::domain::account::Account;
+
+use super::records::{decode, decode_user, encode, ApiKeyRecord, RECORD_VERSION};
 use super::schema::{API_KEYS, API_KEYS_BY_ID, API_KEYS_BY_USER, USERS};
 use super::{newest_first, Changed, Store, StoreError};
 
@@ -166,7 +168,7 @@ impl Store {
         &self,
         hash: [u8; 32],
         now: UnixTime,
-    ) -> Result<Option<(ApiKey, UserRecord)>, StoreError> {
+    ) -> Result<Option<(ApiKey, Account)>, StoreError> {
         self.read(move |tx| {
             let keys = tx.open_table(API_KEYS)?;
             let Some(bytes) = keys.get(hash.as_slice())? else {
@@ -183,7 +185,7 @@ impl Store {
                     k.id
                 )));
             };
-            Ok(Some((ApiKey::from(&k), decode("users", bytes.value())?)))
+            Ok(Some((ApiKey::from(&k), decode_user(bytes.value())?)))
         })
         .await
     }

@@ -8,7 +8,7 @@
 mod admin;
 mod api_keys;
 mod keys;
-pub mod records;
+mod records;
 mod schema;
 mod sessions;
 mod two_factor;
@@ -21,12 +21,12 @@ use std::sync::Arc;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
-pub use admin::{check_backup, check_backup_file, UserChange};
+pub use admin::{check_backup, check_backup_file};
 pub use api_keys::KeyCreateOutcome;
 pub use keys::StoredKey;
 pub use sessions::{NewSession, Rotation};
 pub use two_factor::{DisableOutcome, EnableOutcome, SetupOutcome};
-pub use users::{CreateOutcome, LoginOutcome, NewUser, SecondFactorUse};
+pub use users::{CreateOutcome, LoginOutcome, NewUser};
 
 /// Why the store failed. A missing row is never an error (`Ok(None)`), and a failure is never a
 /// missing row: an auth decision must not mistake a broken database for an unknown user.

@@ -7,7 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
-use crate::domain::models::{ApiKey, Session, User};
+use crate::domain::account::{Account, TwoFactor};
+use crate::domain::models::{ApiKey, Session};
 use crate::secret::{Secret, SecretBytes};
 
 use super::StoreError;
@@ -64,17 +65,6 @@ pub struct UserRecord {
     pub login_networks: Vec<(String, UnixTime)>,
 }
 
-impl UserRecord {
-    /// Turn two-factor authentication off and forget its secret and backup codes.
-    pub fn clear_two_factor(&mut self) {
-        self.two_factor_enabled = false;
-        self.totp_secret = None;
-        self.totp_pending = None;
-        self.totp_last_step = None;
-        self.backup_salt = None;
-        self.backup_codes.clear();
-    }
-}
 
 /// One session and its refresh-token lineage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -193,19 +183,64 @@ pub fn decode<T: DeserializeOwned + Versioned>(table: &str, bytes: &[u8]) -> Res
     Ok(record)
 }
 
-impl From<&UserRecord> for User {
-    fn from(r: &UserRecord) -> Self {
-        User {
-            id: r.id.clone(),
-            email: r.email.clone(),
-            name: r.name.clone(),
-            company: r.company.clone(),
-            plan: r.plan.clone(),
-            two_factor_enabled: r.two_factor_enabled,
-            email_verified_at: r.email_verified_at,
+impl From<UserRecord> for Account {
+    fn from(r: UserRecord) -> Self {
+        Account {
+            id: r.id,
+            email: r.email,
+            name: r.name,
+            company: r.company,
+            plan: r.plan,
+            password_hash: r.password_hash,
             created_at: r.created_at,
+            email_verified_at: r.email_verified_at,
+            disabled: r.disabled,
+            two_factor: TwoFactor {
+                enabled: r.two_factor_enabled,
+                secret: r.totp_secret,
+                pending: r.totp_pending,
+                last_step: r.totp_last_step,
+                backup_salt: r.backup_salt,
+                backup_codes: r.backup_codes,
+            },
+            login_networks: r.login_networks,
         }
     }
+}
+
+impl From<&Account> for UserRecord {
+    fn from(a: &Account) -> Self {
+        let t = &a.two_factor;
+        UserRecord {
+            v: RECORD_VERSION,
+            id: a.id.clone(),
+            email: a.email.clone(),
+            name: a.name.clone(),
+            company: a.company.clone(),
+            plan: a.plan.clone(),
+            password_hash: a.password_hash.clone(),
+            created_at: a.created_at,
+            email_verified_at: a.email_verified_at,
+            two_factor_enabled: t.enabled,
+            disabled: a.disabled,
+            totp_secret: t.secret.clone(),
+            totp_pending: t.pending.clone(),
+            totp_last_step: t.last_step,
+            backup_salt: t.backup_salt,
+            backup_codes: t.backup_codes.clone(),
+            login_networks: a.login_networks.clone(),
+        }
+    }
+}
+
+/// An account from its stored bytes: the one place a user record is decoded.
+pub(super) fn decode_user(bytes: &[u8]) -> Result<Account, StoreError> {
+    decode::<UserRecord>("users", bytes).map(Account::from)
+}
+
+/// An account's stored bytes.
+pub(super) fn encode_user(account: &Account) -> Result<Vec<u8>, StoreError> {
+    encode(&UserRecord::from(account))
 }
 
 impl From<&ApiKeyRecord> for ApiKey {

@@ -10,7 +10,9 @@ use redb::{ReadableMultimapTable, ReadableTable, WriteTransaction};
 use crate::clock::UnixTime;
 use crate::domain::models::Session;
 
-use super::records::{decode, encode, SessionRecord, UserRecord, RECORD_VERSION};
+use crate::domain::account::Account;
+
+use super::records::{decode, decode_user, encode, SessionRecord, RECORD_VERSION};
 use super::schema::{REFRESH_TOKENS, SESSIONS, SESSIONS_BY_USER_V1, USERS, USER_SESSIONS};
 use super::{newest_first, Changed, Store, StoreError};
 
@@ -205,7 +207,7 @@ impl Store {
         &self,
         session_id: String,
         now: UnixTime,
-    ) -> Result<Option<(Session, UserRecord)>, StoreError> {
+    ) -> Result<Option<(Session, Account)>, StoreError> {
         self.read(move |tx| {
             let sessions = tx.open_table(SESSIONS)?;
             let Some(bytes) = sessions.get(session_id.as_str())? else {
@@ -222,8 +224,7 @@ impl Store {
                     s.id
                 )));
             };
-            let u: UserRecord = decode("users", bytes.value())?;
-            Ok(Some((Session::from(&s), u)))
+            Ok(Some((Session::from(&s), decode_user(bytes.value())?)))
         })
         .await
     }
@@ -365,9 +366,8 @@ mod tests {
         }
     }
 
-    fn test_user() -> crate::store::records::UserRecord {
-        crate::store::records::UserRecord {
-            v: crate::store::records::RECORD_VERSION,
+    fn test_user() -> Account {
+        Account {
             id: "user-1".into(),
             email: "u@example.com".into(),
             name: "U".into(),
@@ -376,13 +376,8 @@ mod tests {
             password_hash: crate::secret::Secret::new(String::new()),
             created_at: 1,
             email_verified_at: None,
-            two_factor_enabled: false,
             disabled: false,
-            totp_secret: None,
-            totp_pending: None,
-            totp_last_step: None,
-            backup_salt: None,
-            backup_codes: Vec::new(),
+            two_factor: Default::default(),
             login_networks: Vec::new(),
         }
     }

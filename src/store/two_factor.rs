@@ -1,10 +1,12 @@
 //! Two-factor state of an account: the pending secret from setup, enabling it with backup
 //! codes (ending the user's other sessions), and disabling it.
 
+use crate::domain::account::{Account, EnableRefused, SecondFactorUse};
 use crate::secret::SecretBytes;
 
+use super::records::decode_user;
 use super::sessions::delete_sessions_where;
-use super::users::{get_user, put_user, spend, SecondFactorUse};
+use super::users::{get_user, put_user};
 use super::{Changed, Store, StoreError};
 
 /// Result of storing a pending secret.
@@ -47,10 +49,10 @@ impl Store {
     ) -> Result<SetupOutcome, StoreError> {
         self.write_if_changed(move |tx| {
             let mut user = get_user(tx, &user_id)?;
-            if user.two_factor_enabled {
+            if user.two_factor.enabled {
                 return Ok((SetupOutcome::AlreadyEnabled, Changed::No));
             }
-            user.totp_pending = Some(secret);
+            user.two_factor.pending = Some(secret);
             put_user(tx, &user)?;
             Ok((SetupOutcome::Pending, Changed::Yes))
         })
@@ -71,17 +73,18 @@ impl Store {
     ) -> Result<EnableOutcome, StoreError> {
         self.write_if_changed(move |tx| {
             let mut user = get_user(tx, &user_id)?;
-            if user.two_factor_enabled {
-                return Ok((EnableOutcome::AlreadyEnabled, Changed::No));
+            match user
+                .two_factor
+                .enable(&confirmed, step, backup_salt, backup_digests)
+            {
+                Err(EnableRefused::AlreadyEnabled) => {
+                    return Ok((EnableOutcome::AlreadyEnabled, Changed::No))
+                }
+                Err(EnableRefused::PendingChanged) => {
+                    return Ok((EnableOutcome::PendingChanged, Changed::No))
+                }
+                Ok(()) => {}
             }
-            if user.totp_pending.as_ref() != Some(&confirmed) {
-                return Ok((EnableOutcome::PendingChanged, Changed::No));
-            }
-            user.two_factor_enabled = true;
-            user.totp_secret = user.totp_pending.take();
-            user.totp_last_step = Some(step);
-            user.backup_salt = Some(backup_salt);
-            user.backup_codes = backup_digests.into_iter().map(|d| (d, false)).collect();
             put_user(tx, &user)?;
             delete_sessions_where(tx, &user_id, |s| s.id != keep_session)?;
             Ok((EnableOutcome::Enabled, Changed::Yes))
@@ -98,28 +101,25 @@ impl Store {
     ) -> Result<DisableOutcome, StoreError> {
         self.write_if_changed(move |tx| {
             let mut user = get_user(tx, &user_id)?;
-            if !user.two_factor_enabled {
+            if !user.two_factor.enabled {
                 return Ok((DisableOutcome::NotEnabled, Changed::No));
             }
-            if !spend(&mut user, &used) {
+            if !user.two_factor.spend(&used) {
                 return Ok((DisableOutcome::CodeSpent, Changed::No));
             }
-            user.clear_two_factor();
+            user.two_factor.clear();
             put_user(tx, &user)?;
             Ok((DisableOutcome::Disabled, Changed::Yes))
         })
         .await
     }
 
-    /// The full record of a user, for checks that need the second-factor state.
-    pub async fn user_by_id(
-        &self,
-        user_id: String,
-    ) -> Result<Option<super::records::UserRecord>, StoreError> {
+    /// The whole account, for checks that need the second-factor state.
+    pub async fn user_by_id(&self, user_id: String) -> Result<Option<Account>, StoreError> {
         self.read(move |tx| {
             let users = tx.open_table(super::schema::USERS)?;
             match users.get(user_id.as_str())? {
-                Some(bytes) => Ok(Some(super::records::decode("users", bytes.value())?)),
+                Some(bytes) => Ok(Some(decode_user(bytes.value())?)),
                 None => Ok(None),
             }
         })

@@ -3,9 +3,11 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::clock::UnixTime;
-use crate::secret::{Secret, SecretBytes};
+use crate::secret::Secret;
 
-use super::records::{decode, encode, UserRecord, RECORD_VERSION};
+use crate::domain::account::{Account, SecondFactorUse, TwoFactor};
+
+use super::records::{decode_user, encode_user};
 use super::schema::{USERS, USERS_BY_EMAIL};
 use super::sessions::{insert_session, NewSession};
 use super::{Changed, Store, StoreError};
@@ -53,7 +55,7 @@ impl Store {
     }
 
     /// The account with this (lowercased) email.
-    pub async fn user_by_email(&self, email_key: String) -> Result<Option<UserRecord>, StoreError> {
+    pub async fn user_by_email(&self, email_key: String) -> Result<Option<Account>, StoreError> {
         self.read(move |tx| {
             let index = tx.open_table(USERS_BY_EMAIL)?;
             let Some(id) = index.get(email_key.as_str())? else {
@@ -66,7 +68,7 @@ impl Store {
                     id.value()
                 )));
             };
-            decode("users", bytes.value()).map(Some)
+            decode_user(bytes.value()).map(Some)
         })
         .await
     }
@@ -84,8 +86,7 @@ impl Store {
                 return Ok((CreateOutcome::EmailTaken, Changed::No));
             }
             index.insert(user.email_key.as_str(), user.id.as_str())?;
-            let record = UserRecord {
-                v: RECORD_VERSION,
+            let record = Account {
                 id: user.id,
                 email: user.email,
                 name: user.name,
@@ -94,13 +95,8 @@ impl Store {
                 password_hash: user.password_hash,
                 created_at: user.created_at,
                 email_verified_at: None,
-                two_factor_enabled: false,
                 disabled: false,
-                totp_secret: None,
-                totp_pending: None,
-                totp_last_step: None,
-                backup_salt: None,
-                backup_codes: Vec::new(),
+                two_factor: TwoFactor::default(),
                 login_networks: Vec::new(),
             };
             put_user(tx, &record)?;
@@ -127,10 +123,10 @@ impl Store {
             }
             match &second_factor {
                 // 2FA went on after this login read the account: it must not slip through.
-                None if user.two_factor_enabled => {
+                None if user.two_factor.enabled => {
                     return Ok((LoginOutcome::TotpRequired, Changed::No));
                 }
-                Some(used) if !spend(&mut user, used) => {
+                Some(used) if !user.two_factor.spend(used) => {
                     return Ok((LoginOutcome::SecondFactorSpent, Changed::No));
                 }
                 _ => {}
@@ -144,52 +140,6 @@ impl Store {
             Ok((LoginOutcome::Started, Changed::Yes))
         })
         .await
-    }
-}
-
-/// What a login or 2FA disable spends of the second factor, as checked outside the transaction;
-/// the transaction re-checks it against the record, so two requests with one code cannot both
-/// win, and a code checked against a secret or code set since replaced is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecondFactorUse {
-    /// This TOTP step of this secret.
-    TotpStep {
-        /// The step.
-        step: i64,
-        /// The secret the code was checked against.
-        secret: SecretBytes,
-    },
-    /// The unused backup code with this digest.
-    BackupCode {
-        /// scrypt digest of the code.
-        digest: [u8; 32],
-    },
-}
-
-/// Mark `used` as spent on `user`; false if it no longer can be (replayed, used, or replaced).
-pub(super) fn spend(user: &mut UserRecord, used: &SecondFactorUse) -> bool {
-    match used {
-        SecondFactorUse::TotpStep { step, secret } => {
-            let same_secret = user.totp_secret.as_ref() == Some(secret);
-            let fresh = user.totp_last_step.is_none_or(|last| *step > last);
-            if same_secret && fresh {
-                user.totp_last_step = Some(*step);
-            }
-            same_secret && fresh
-        }
-        SecondFactorUse::BackupCode { digest } => {
-            let unused = user
-                .backup_codes
-                .iter_mut()
-                .find(|(d, used)| d == digest && !*used);
-            match unused {
-                Some((_, used)) => {
-                    *used = true;
-                    true
-                }
-                None => false,
-            }
-        }
     }
 }
 
@@ -208,7 +158,7 @@ pub enum LoginOutcome {
 
 /// The user with this id; a dangling reference to a missing user is damage.
 /// A completed login makes its client network known to the account lock.
-fn remember_network(user: &mut UserRecord, session: &NewSession) {
+fn remember_network(user: &mut Account, session: &NewSession) {
     if let Some(network) = &session.network {
         crate::domain::net::note_login_network(
             &mut user.login_networks,
@@ -218,16 +168,16 @@ fn remember_network(user: &mut UserRecord, session: &NewSession) {
     }
 }
 
-pub(super) fn get_user(tx: &WriteTransaction, id: &str) -> Result<UserRecord, StoreError> {
+pub(super) fn get_user(tx: &WriteTransaction, id: &str) -> Result<Account, StoreError> {
     let users = tx.open_table(USERS)?;
     let Some(bytes) = users.get(id)? else {
         return Err(StoreError::Corrupt(format!("missing user {id}")));
     };
-    decode("users", bytes.value())
+    decode_user(bytes.value())
 }
 
-pub(super) fn put_user(tx: &WriteTransaction, user: &UserRecord) -> Result<(), StoreError> {
+pub(super) fn put_user(tx: &WriteTransaction, user: &Account) -> Result<(), StoreError> {
     tx.open_table(USERS)?
-        .insert(user.id.as_str(), encode(user)?.as_slice())?;
+        .insert(user.id.as_str(), encode_user(user)?.as_slice())?;
     Ok(())
 }
