@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod duration;
+pub mod lineage;
 pub mod models;
 pub mod net;
 pub mod password;

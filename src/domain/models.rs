@@ -78,6 +78,18 @@ pub struct ApiKey {
     pub last_used_at: Option<UnixTime>,
 }
 
+impl ApiKey {
+    /// Room for one more key of a user who holds `keys`: the indexes of the expired ones (to
+    /// delete: they no longer count) and whether a new one stays within `max` live keys.
+    pub fn room_for_one_more(keys: &[ApiKey], now: UnixTime, max: usize) -> (Vec<usize>, bool) {
+        let expired: Vec<usize> = (0..keys.len())
+            .filter(|i| now >= keys[*i].expires_at)
+            .collect();
+        let live = keys.len() - expired.len();
+        (expired, live < max)
+    }
+}
+
 /// How the caller proved who they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
@@ -113,5 +125,32 @@ impl Principal {
             Credential::Session { session_id, .. } => Some(session_id),
             Credential::ApiKey { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(expires_at: UnixTime) -> ApiKey {
+        ApiKey {
+            id: "key-1".into(),
+            hash: [0; 32],
+            user_id: "user-1".into(),
+            name: "k".into(),
+            prefix: "ch_live_abc".into(),
+            scopes: vec![],
+            created_at: 0,
+            expires_at,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn expired_keys_make_room_and_live_ones_count_against_the_cap() {
+        let keys = [key(10), key(100), key(5)];
+        assert_eq!(ApiKey::room_for_one_more(&keys, 10, 2), (vec![0, 2], true));
+        assert_eq!(ApiKey::room_for_one_more(&keys, 4, 3), (vec![], false));
+        assert_eq!(ApiKey::room_for_one_more(&[], 0, 1), (vec![], true));
     }
 }

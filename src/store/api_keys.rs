@@ -71,18 +71,18 @@ impl Store {
                 &tx.open_table(API_KEYS)?,
                 &key.user_id,
             )?;
-            let mut live = 0;
-            let mut pruned = Changed::No;
             let seq = existing.iter().map(|k| k.seq).max().map_or(0, |s| s + 1);
-            for k in existing {
-                if key.created_at >= k.expires_at {
-                    delete_key(tx, &k)?;
-                    pruned = Changed::Yes;
-                } else {
-                    live += 1;
-                }
+            let shown: Vec<ApiKey> = existing.iter().map(ApiKey::from).collect();
+            let (expired, fits) = ApiKey::room_for_one_more(&shown, key.created_at, max_per_user);
+            for i in &expired {
+                delete_key(tx, &existing[*i])?;
             }
-            if live >= max_per_user {
+            let pruned = if expired.is_empty() {
+                Changed::No
+            } else {
+                Changed::Yes
+            };
+            if !fits {
                 return Ok((KeyCreateOutcome::LimitReached, pruned));
             }
             let record = ApiKeyRecord {

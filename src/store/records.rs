@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
 use crate::domain::account::{Account, TwoFactor};
+use crate::domain::lineage::Lineage;
 use crate::domain::models::{ApiKey, Session};
 use crate::secret::{Secret, SecretBytes};
 
@@ -93,6 +94,24 @@ pub struct SessionRecord {
     pub previous_hashes: Vec<[u8; 32]>,
     /// When `current_hash` was issued.
     pub rotated_at: UnixTime,
+}
+
+impl SessionRecord {
+    /// The refresh-token lineage the domain rule judges.
+    pub fn lineage(&self) -> Lineage {
+        Lineage {
+            current: self.current_hash,
+            previous: self.previous_hashes.clone(),
+            rotated_at: self.rotated_at,
+        }
+    }
+
+    /// Store a lineage the domain rule changed.
+    pub fn set_lineage(&mut self, l: Lineage) {
+        self.current_hash = l.current;
+        self.previous_hashes = l.previous;
+        self.rotated_at = l.rotated_at;
+    }
 }
 
 /// An API key, stored under the SHA-256 of the key.

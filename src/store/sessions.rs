@@ -11,14 +11,11 @@ use crate::clock::UnixTime;
 use crate::domain::models::Session;
 
 use crate::domain::account::Account;
+use crate::domain::lineage::Presented;
 
 use super::records::{decode, decode_user, encode, SessionRecord, RECORD_VERSION};
 use super::schema::{REFRESH_TOKENS, SESSIONS, SESSIONS_BY_USER_V1, USERS, USER_SESSIONS};
 use super::{newest_first, Changed, Store, StoreError};
-
-/// How many rotated-out tokens per session still count as reuse when presented. Older ones are
-/// simply unknown: their holder gets nothing either way, and the table stays bounded.
-const REMEMBERED_PREDECESSORS: usize = 16;
 
 /// What a new session is made of.
 #[derive(Debug, Clone)]
@@ -274,29 +271,23 @@ impl Store {
                 delete_session(tx, &s)?;
                 return Ok((Rotation::Unknown, Changed::Yes));
             }
-            if s.current_hash != presented {
-                let last = s.previous_hashes.last() == Some(&presented);
-                if last && grace_secs > 0 && now - s.rotated_at <= grace_secs {
+            let mut lineage = s.lineage();
+            match lineage.present(&presented, now, grace_secs) {
+                Presented::Live => {}
+                Presented::WithinGrace => {
                     return Ok((Rotation::WithinGrace { session_id }, Changed::No));
                 }
-                delete_session(tx, &s)?;
-                let (session_id, user_id) = (s.id, s.user_id);
-                return Ok((
-                    Rotation::Reused {
-                        session_id,
-                        user_id,
-                    },
-                    Changed::Yes,
-                ));
+                Presented::Reused => {
+                    delete_session(tx, &s)?;
+                    let (session_id, user_id) = (s.id, s.user_id);
+                    return Ok((Rotation::Reused { session_id, user_id }, Changed::Yes));
+                }
             }
             let mut tokens = tx.open_table(REFRESH_TOKENS)?;
-            s.previous_hashes.push(s.current_hash);
-            if s.previous_hashes.len() > REMEMBERED_PREDECESSORS {
-                let oldest = s.previous_hashes.remove(0);
-                tokens.remove(oldest.as_slice())?;
+            if let Some(forgotten) = lineage.rotate(new_hash, now) {
+                tokens.remove(forgotten.as_slice())?;
             }
-            s.current_hash = new_hash;
-            s.rotated_at = now;
+            s.set_lineage(lineage);
             s.last_used_at = now;
             tokens.insert(new_hash.as_slice(), s.id.as_str())?;
             drop(tokens);
@@ -472,7 +463,7 @@ mod tests {
     #[tokio::test]
     async fn old_predecessors_are_forgotten_to_bound_storage() {
         let (_tmp, store) = store_with_session().await;
-        for i in 1..=(REMEMBERED_PREDECESSORS as u8 + 2) {
+        for i in 1..=(crate::domain::lineage::REMEMBERED_PREDECESSORS as u8 + 2) {
             let r = store
                 .rotate_refresh([i; 32], [i + 1; 32], 100, 0)
                 .await
