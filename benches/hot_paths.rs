@@ -239,7 +239,9 @@ fn verify_fixture(rt: &Runtime) -> VerifyFixture {
         let access_token = tokens.access_token.expose().to_string();
         let session = credentials::authenticate(state, &access_token)
             .await
-            .expect("access token authenticates");
+            .expect("access token authenticates")
+            .into_session()
+            .expect("a session");
         let request = KeyRequest {
             name: KeyName::parse("bench").expect("valid key name"),
             scopes: Scopes::parse(vec!["databases:read".into()], &state.config.api_keys.scopes)

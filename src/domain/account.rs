@@ -280,7 +280,10 @@ mod tests {
         assert!(!a.apply(AccountChange::SetPlan("free".into())));
         assert!(a.apply(AccountChange::SetPlan("pro".into())));
         assert!(a.apply(AccountChange::VerifyEmail(5)));
-        assert!(!a.apply(AccountChange::VerifyEmail(9)), "kept the first time");
+        assert!(
+            !a.apply(AccountChange::VerifyEmail(9)),
+            "kept the first time"
+        );
         assert_eq!(a.email_verified_at, Some(5));
         assert!(a.apply(AccountChange::ResetTwoFactor));
         assert!(!a.apply(AccountChange::ResetTwoFactor));

@@ -83,7 +83,11 @@ mod tests {
         l.rotate([3; 32], 120);
         assert_eq!(l.present(&[2; 32], 125, 10), Presented::WithinGrace);
         assert_eq!(l.present(&[2; 32], 131, 10), Presented::Reused, "after it");
-        assert_eq!(l.present(&[1; 32], 121, 10), Presented::Reused, "an older one");
+        assert_eq!(
+            l.present(&[1; 32], 121, 10),
+            Presented::Reused,
+            "an older one"
+        );
     }
 
     #[test]

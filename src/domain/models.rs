@@ -126,6 +126,33 @@ impl Principal {
             Credential::ApiKey { .. } => None,
         }
     }
+
+    /// The caller as a session caller, or `None` for an API key.
+    pub fn into_session(self) -> Option<SessionCaller> {
+        match self.credential {
+            Credential::Session {
+                session_id,
+                auth_time,
+            } => Some(SessionCaller {
+                user: self.user,
+                session_id,
+                auth_time,
+            }),
+            Credential::ApiKey { .. } => None,
+        }
+    }
+}
+
+/// A caller that presented an access token of a live session: what session-only use cases
+/// take, so none of them can be reached with an API key.
+#[derive(Debug, Clone)]
+pub struct SessionCaller {
+    /// The account.
+    pub user: User,
+    /// The session the token belongs to.
+    pub session_id: String,
+    /// When the password was last proven in it.
+    pub auth_time: UnixTime,
 }
 
 #[cfg(test)]

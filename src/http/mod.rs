@@ -22,22 +22,53 @@ use hyper::{Request, Response};
 use tracing::Instrument;
 
 use crate::crypto::random;
-use crate::domain::models::{ClientInfo, Principal};
+use crate::domain::models::{ClientInfo, Principal, SessionCaller};
 use crate::error::Error;
 use crate::metrics::LoginOutcome;
 use crate::service;
 use crate::state::AppState;
 
 use response::Body;
-use router::{Access, Route};
+use router::{AnyRoute, PublicRoute, Route, SessionRoute};
 
-/// What a handler knows about the request besides its head and body.
+/// What a handler knows about the request besides its head and body: the caller, as its
+/// route's access level requires (`()` for public routes, a `Principal` for routes open to API
+/// keys, a `SessionCaller` for session-only ones), the client, and the body limits.
 #[derive(Debug)]
-pub struct Ctx {
-    /// The caller, for routes that need a session.
-    pub principal: Option<Principal>,
+pub struct Ctx<C> {
+    /// Who is calling.
+    pub caller: C,
     /// Address and user agent.
     pub client: ClientInfo,
+    max_body: usize,
+    body_timeout: std::time::Duration,
+}
+
+impl<C> Ctx<C> {
+    fn new(caller: C, client: ClientInfo, state: &AppState) -> Self {
+        Ctx {
+            caller,
+            client,
+            max_body: state.config.limits.max_body_bytes,
+            body_timeout: state.config.limits.body_read_timeout,
+        }
+    }
+
+    /// The request's JSON body, under the configured size and time limits.
+    pub async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<T, Error> {
+        body::read_json(req, self.max_body, self.body_timeout).await
+    }
+
+    /// Like `json`, but an empty body is `None`.
+    pub async fn optional_json<T: serde::de::DeserializeOwned>(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<Option<T>, Error> {
+        body::read_optional_json(req, self.max_body, self.body_timeout).await
+    }
 }
 
 /// Serve one request. Never fails: every error is rendered here. Everything logged while
@@ -138,56 +169,85 @@ async fn guarded(
         })
 }
 
+/// Authenticate as the route's access level requires and hand its handler that caller.
 async fn dispatch(
     state: &Arc<AppState>,
     route: Route,
     req: Request<Incoming>,
     client: ClientInfo,
 ) -> Result<Response<Body>, Error> {
-    let principal = match route.access() {
-        Access::Public => None,
-        Access::Any => {
+    let who = match &route {
+        Route::Public(_) => None,
+        Route::Any(_) | Route::Session(_) => {
             Some(service::credentials::authenticate(state, auth::bearer(req.headers())?).await?)
         }
-        Access::Session => {
-            let who =
-                service::credentials::authenticate(state, auth::bearer(req.headers())?).await?;
-            if who.session_id().is_none() {
-                return Err(Error::SessionRequired);
-            }
-            Some(who)
-        }
     };
-    let user_id = principal.as_ref().map(|p| LoggedUser(p.user.id.clone()));
-    let ctx = Ctx { principal, client };
-    let mut result = match route {
-        Route::Register => handlers::accounts::register(state, req, ctx).await,
-        Route::Login => handlers::accounts::login(state, req, ctx).await,
-        Route::Refresh => handlers::accounts::refresh(state, req, ctx).await,
-        Route::Me => handlers::accounts::me(ctx),
-        Route::Logout => handlers::sessions::logout(state, ctx).await,
-        Route::ListSessions => handlers::sessions::list(state, ctx).await,
-        Route::RevokeSession(id) => handlers::sessions::revoke(state, ctx, &id).await,
-        Route::CreateApiKey => handlers::api_keys::create(state, req, ctx).await,
-        Route::ListApiKeys => handlers::api_keys::list(state, ctx).await,
-        Route::RevokeApiKey(id) => handlers::api_keys::revoke(state, ctx, &id).await,
-        Route::Verify => handlers::verify::verify(state, &req, ctx),
-        Route::TotpSetup => handlers::two_factor::setup(state, req, ctx).await,
-        Route::TotpVerify => handlers::two_factor::verify(state, req, ctx).await,
-        Route::TotpDisable => handlers::two_factor::disable(state, req, ctx).await,
-        Route::Jwks => Ok(handlers::health::jwks(state)),
-        Route::Healthz => Ok(handlers::health::healthz()),
-        Route::Readyz => handlers::health::readyz(state).await,
-        Route::Metrics => handlers::health::metrics(state, req.headers()).await,
-        Route::OpenApi => Ok(response::json(
-            hyper::StatusCode::OK,
-            &openapi::document(&state.config.tokens.issuer),
-        )),
+    let user_id = who.as_ref().map(|p| LoggedUser(p.user.id.clone()));
+    let mut result = match (route, who) {
+        (Route::Public(r), _) => public(state, r, req, Ctx::new((), client, state)).await,
+        (Route::Any(r), Some(who)) => any(state, r, req, Ctx::new(who, client, state)).await,
+        (Route::Session(r), Some(who)) => {
+            let caller = who.into_session().ok_or(Error::SessionRequired)?;
+            session(state, r, req, Ctx::new(caller, client, state)).await
+        }
+        (Route::Any(_) | Route::Session(_), None) => Err(Error::Unauthorized),
     };
     if let (Ok(resp), Some(user)) = (&mut result, user_id) {
         resp.extensions_mut().insert(user);
     }
     result
+}
+
+async fn public(
+    state: &Arc<AppState>,
+    route: PublicRoute,
+    req: Request<Incoming>,
+    ctx: Ctx<()>,
+) -> Result<Response<Body>, Error> {
+    match route {
+        PublicRoute::Register => handlers::accounts::register(state, req, ctx).await,
+        PublicRoute::Login => handlers::accounts::login(state, req, ctx).await,
+        PublicRoute::Refresh => handlers::accounts::refresh(state, req, ctx).await,
+        PublicRoute::Jwks => Ok(handlers::health::jwks(state)),
+        PublicRoute::Healthz => Ok(handlers::health::healthz()),
+        PublicRoute::Readyz => handlers::health::readyz(state).await,
+        PublicRoute::Metrics => handlers::health::metrics(state, req.headers()).await,
+        PublicRoute::OpenApi => Ok(response::json(
+            hyper::StatusCode::OK,
+            &openapi::document(&state.config.tokens.issuer),
+        )),
+    }
+}
+
+async fn any(
+    state: &Arc<AppState>,
+    route: AnyRoute,
+    req: Request<Incoming>,
+    ctx: Ctx<Principal>,
+) -> Result<Response<Body>, Error> {
+    match route {
+        AnyRoute::Me => handlers::accounts::me(ctx),
+        AnyRoute::Verify => handlers::verify::verify(state, &req, ctx),
+    }
+}
+
+async fn session(
+    state: &Arc<AppState>,
+    route: SessionRoute,
+    req: Request<Incoming>,
+    ctx: Ctx<SessionCaller>,
+) -> Result<Response<Body>, Error> {
+    match route {
+        SessionRoute::Logout => handlers::sessions::logout(state, ctx).await,
+        SessionRoute::ListSessions => handlers::sessions::list(state, ctx).await,
+        SessionRoute::RevokeSession(id) => handlers::sessions::revoke(state, ctx, &id).await,
+        SessionRoute::CreateApiKey => handlers::api_keys::create(state, req, ctx).await,
+        SessionRoute::ListApiKeys => handlers::api_keys::list(state, ctx).await,
+        SessionRoute::RevokeApiKey(id) => handlers::api_keys::revoke(state, ctx, &id).await,
+        SessionRoute::TotpSetup => handlers::two_factor::setup(state, req, ctx).await,
+        SessionRoute::TotpVerify => handlers::two_factor::verify(state, req, ctx).await,
+        SessionRoute::TotpDisable => handlers::two_factor::disable(state, req, ctx).await,
+    }
 }
 
 fn login_outcome(result: &Result<Response<Body>, Error>) -> LoginOutcome {

@@ -31,37 +31,27 @@ use hyper::Method;
 
 use crate::error::Error;
 
-/// One endpoint.
+/// One endpoint, grouped by who may call it, so that dispatch hands each group the caller it
+/// needs and a handler cannot forget a check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// Anyone.
+    Public(PublicRoute),
+    /// A bearer access token or an API key.
+    Any(AnyRoute),
+    /// A bearer access token of a live session (an API key gets 403 `session_required`).
+    Session(SessionRoute),
+}
+
+/// Routes anyone may call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicRoute {
     /// Create an account.
     Register,
     /// Password login.
     Login,
     /// Rotate a refresh token.
     Refresh,
-    /// End the current session.
-    Logout,
-    /// The caller's profile.
-    Me,
-    /// The caller's sessions.
-    ListSessions,
-    /// End one of the caller's sessions.
-    RevokeSession(String),
-    /// Create an API key.
-    CreateApiKey,
-    /// The caller's API keys.
-    ListApiKeys,
-    /// Revoke one of the caller's API keys.
-    RevokeApiKey(String),
-    /// Who is this and may they do that: for other services and reverse proxies.
-    Verify,
-    /// Start two-factor enrolment.
-    TotpSetup,
-    /// Confirm enrolment with a code.
-    TotpVerify,
-    /// Turn two-factor authentication off.
-    TotpDisable,
     /// Public signing keys.
     Jwks,
     /// Liveness.
@@ -72,6 +62,38 @@ pub enum Route {
     Metrics,
     /// The OpenAPI document.
     OpenApi,
+}
+
+/// Routes open to an access token or an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnyRoute {
+    /// The caller's profile.
+    Me,
+    /// Who is this and may they do that: for other services and reverse proxies.
+    Verify,
+}
+
+/// Routes only a session may call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionRoute {
+    /// End the current session.
+    Logout,
+    /// The caller's sessions.
+    ListSessions,
+    /// End one of the caller's sessions.
+    RevokeSession(String),
+    /// Create an API key.
+    CreateApiKey,
+    /// The caller's API keys.
+    ListApiKeys,
+    /// Revoke one of the caller's API keys.
+    RevokeApiKey(String),
+    /// Start two-factor enrolment.
+    TotpSetup,
+    /// Confirm enrolment with a code.
+    TotpVerify,
+    /// Turn two-factor authentication off.
+    TotpDisable,
 }
 
 /// Who may call a route.
@@ -122,38 +144,68 @@ impl Route {
             method
         };
         let (allow, want, route) = match path {
-            "/v1/auth/register" => ("POST", Method::POST, Route::Register),
-            "/v1/auth/login" => ("POST", Method::POST, Route::Login),
-            "/v1/auth/refresh" => ("POST", Method::POST, Route::Refresh),
-            "/v1/auth/logout" => ("POST", Method::POST, Route::Logout),
-            "/v1/auth/me" => ("GET, HEAD", Method::GET, Route::Me),
-            "/v1/auth/sessions" => ("GET, HEAD", Method::GET, Route::ListSessions),
+            "/v1/auth/register" => ("POST", Method::POST, Route::Public(PublicRoute::Register)),
+            "/v1/auth/login" => ("POST", Method::POST, Route::Public(PublicRoute::Login)),
+            "/v1/auth/refresh" => ("POST", Method::POST, Route::Public(PublicRoute::Refresh)),
+            "/v1/auth/logout" => ("POST", Method::POST, Route::Session(SessionRoute::Logout)),
+            "/v1/auth/me" => ("GET, HEAD", Method::GET, Route::Any(AnyRoute::Me)),
+            "/v1/auth/sessions" => (
+                "GET, HEAD",
+                Method::GET,
+                Route::Session(SessionRoute::ListSessions),
+            ),
             "/v1/auth/api-keys" => match *method {
-                Method::GET => return Ok(Route::ListApiKeys),
-                Method::POST => return Ok(Route::CreateApiKey),
+                Method::GET => return Ok(Route::Session(SessionRoute::ListApiKeys)),
+                Method::POST => return Ok(Route::Session(SessionRoute::CreateApiKey)),
                 _ => return Err(Error::MethodNotAllowed("GET, HEAD, POST")),
             },
-            "/v1/auth/verify" => ("GET, HEAD", Method::GET, Route::Verify),
-            "/v1/auth/2fa/setup" => ("POST", Method::POST, Route::TotpSetup),
-            "/v1/auth/2fa/verify" => ("POST", Method::POST, Route::TotpVerify),
-            "/v1/auth/2fa/disable" => ("POST", Method::POST, Route::TotpDisable),
-            "/.well-known/jwks.json" => ("GET, HEAD", Method::GET, Route::Jwks),
-            "/healthz" => ("GET, HEAD", Method::GET, Route::Healthz),
-            "/readyz" => ("GET, HEAD", Method::GET, Route::Readyz),
-            "/metrics" => ("GET, HEAD", Method::GET, Route::Metrics),
-            "/v1/openapi.json" => ("GET, HEAD", Method::GET, Route::OpenApi),
+            "/v1/auth/verify" => ("GET, HEAD", Method::GET, Route::Any(AnyRoute::Verify)),
+            "/v1/auth/2fa/setup" => (
+                "POST",
+                Method::POST,
+                Route::Session(SessionRoute::TotpSetup),
+            ),
+            "/v1/auth/2fa/verify" => (
+                "POST",
+                Method::POST,
+                Route::Session(SessionRoute::TotpVerify),
+            ),
+            "/v1/auth/2fa/disable" => (
+                "POST",
+                Method::POST,
+                Route::Session(SessionRoute::TotpDisable),
+            ),
+            "/.well-known/jwks.json" => {
+                ("GET, HEAD", Method::GET, Route::Public(PublicRoute::Jwks))
+            }
+            "/healthz" => (
+                "GET, HEAD",
+                Method::GET,
+                Route::Public(PublicRoute::Healthz),
+            ),
+            "/readyz" => ("GET, HEAD", Method::GET, Route::Public(PublicRoute::Readyz)),
+            "/metrics" => (
+                "GET, HEAD",
+                Method::GET,
+                Route::Public(PublicRoute::Metrics),
+            ),
+            "/v1/openapi.json" => (
+                "GET, HEAD",
+                Method::GET,
+                Route::Public(PublicRoute::OpenApi),
+            ),
             p => {
                 if let Some(id) = p.strip_prefix(SESSIONS_PREFIX).filter(|id| is_id(id)) {
                     (
                         "DELETE",
                         Method::DELETE,
-                        Route::RevokeSession(id.to_string()),
+                        Route::Session(SessionRoute::RevokeSession(id.to_string())),
                     )
                 } else if let Some(id) = p.strip_prefix(API_KEYS_PREFIX).filter(|id| is_id(id)) {
                     (
                         "DELETE",
                         Method::DELETE,
-                        Route::RevokeApiKey(id.to_string()),
+                        Route::Session(SessionRoute::RevokeApiKey(id.to_string())),
                     )
                 } else {
                     return Err(Error::NotFound);
@@ -167,52 +219,41 @@ impl Route {
         }
     }
 
-    /// Who may call this route. The default for anything new should be the strictest.
+    /// Who may call this route.
     pub fn access(&self) -> Access {
         match self {
-            Route::Register
-            | Route::Login
-            | Route::Refresh
-            | Route::Jwks
-            | Route::Healthz
-            | Route::Readyz
-            | Route::Metrics
-            | Route::OpenApi => Access::Public,
-            Route::Me | Route::Verify => Access::Any,
-            Route::Logout
-            | Route::ListSessions
-            | Route::RevokeSession(_)
-            | Route::CreateApiKey
-            | Route::ListApiKeys
-            | Route::RevokeApiKey(_)
-            | Route::TotpSetup
-            | Route::TotpVerify
-            | Route::TotpDisable => Access::Session,
+            Route::Public(_) => Access::Public,
+            Route::Any(_) => Access::Any,
+            Route::Session(_) => Access::Session,
         }
     }
 
     /// A fixed name for logs: never the raw path, which may carry ids or junk.
     pub fn name(&self) -> &'static str {
         match self {
-            Route::Register => "register",
-            Route::Login => "login",
-            Route::Refresh => "refresh",
-            Route::Logout => "logout",
-            Route::Me => "me",
-            Route::ListSessions => "list_sessions",
-            Route::RevokeSession(_) => "revoke_session",
-            Route::CreateApiKey => "create_api_key",
-            Route::ListApiKeys => "list_api_keys",
-            Route::RevokeApiKey(_) => "revoke_api_key",
-            Route::Verify => "verify",
-            Route::TotpSetup => "totp_setup",
-            Route::TotpVerify => "totp_verify",
-            Route::TotpDisable => "totp_disable",
-            Route::Jwks => "jwks",
-            Route::Healthz => "healthz",
-            Route::Readyz => "readyz",
-            Route::Metrics => "metrics",
-            Route::OpenApi => "openapi",
+            Route::Public(r) => match r {
+                PublicRoute::Register => "register",
+                PublicRoute::Login => "login",
+                PublicRoute::Refresh => "refresh",
+                PublicRoute::Jwks => "jwks",
+                PublicRoute::Healthz => "healthz",
+                PublicRoute::Readyz => "readyz",
+                PublicRoute::Metrics => "metrics",
+                PublicRoute::OpenApi => "openapi",
+            },
+            Route::Any(AnyRoute::Me) => "me",
+            Route::Any(AnyRoute::Verify) => "verify",
+            Route::Session(r) => match r {
+                SessionRoute::Logout => "logout",
+                SessionRoute::ListSessions => "list_sessions",
+                SessionRoute::RevokeSession(_) => "revoke_session",
+                SessionRoute::CreateApiKey => "create_api_key",
+                SessionRoute::ListApiKeys => "list_api_keys",
+                SessionRoute::RevokeApiKey(_) => "revoke_api_key",
+                SessionRoute::TotpSetup => "totp_setup",
+                SessionRoute::TotpVerify => "totp_verify",
+                SessionRoute::TotpDisable => "totp_disable",
+            },
         }
     }
 }
@@ -232,31 +273,75 @@ mod tests {
     #[test]
     fn the_route_table() {
         let ok = [
-            (Method::POST, "/v1/auth/register", Route::Register),
-            (Method::POST, "/v1/auth/login", Route::Login),
-            (Method::POST, "/v1/auth/refresh", Route::Refresh),
-            (Method::POST, "/v1/auth/logout", Route::Logout),
-            (Method::GET, "/v1/auth/me", Route::Me),
-            (Method::GET, "/v1/auth/sessions", Route::ListSessions),
+            (
+                Method::POST,
+                "/v1/auth/register",
+                Route::Public(PublicRoute::Register),
+            ),
+            (
+                Method::POST,
+                "/v1/auth/login",
+                Route::Public(PublicRoute::Login),
+            ),
+            (
+                Method::POST,
+                "/v1/auth/refresh",
+                Route::Public(PublicRoute::Refresh),
+            ),
+            (
+                Method::POST,
+                "/v1/auth/logout",
+                Route::Session(SessionRoute::Logout),
+            ),
+            (Method::GET, "/v1/auth/me", Route::Any(AnyRoute::Me)),
+            (
+                Method::GET,
+                "/v1/auth/sessions",
+                Route::Session(SessionRoute::ListSessions),
+            ),
             (
                 Method::DELETE,
                 "/v1/auth/sessions/ses-abc",
-                Route::RevokeSession("ses-abc".into()),
+                Route::Session(SessionRoute::RevokeSession("ses-abc".into())),
             ),
-            (Method::GET, "/.well-known/jwks.json", Route::Jwks),
-            (Method::GET, "/healthz", Route::Healthz),
-            (Method::GET, "/readyz", Route::Readyz),
-            (Method::POST, "/v1/auth/api-keys", Route::CreateApiKey),
-            (Method::GET, "/v1/auth/api-keys", Route::ListApiKeys),
+            (
+                Method::GET,
+                "/.well-known/jwks.json",
+                Route::Public(PublicRoute::Jwks),
+            ),
+            (Method::GET, "/healthz", Route::Public(PublicRoute::Healthz)),
+            (Method::GET, "/readyz", Route::Public(PublicRoute::Readyz)),
+            (
+                Method::POST,
+                "/v1/auth/api-keys",
+                Route::Session(SessionRoute::CreateApiKey),
+            ),
+            (
+                Method::GET,
+                "/v1/auth/api-keys",
+                Route::Session(SessionRoute::ListApiKeys),
+            ),
             (
                 Method::DELETE,
                 "/v1/auth/api-keys/key-abc",
-                Route::RevokeApiKey("key-abc".into()),
+                Route::Session(SessionRoute::RevokeApiKey("key-abc".into())),
             ),
-            (Method::GET, "/v1/auth/verify", Route::Verify),
-            (Method::POST, "/v1/auth/2fa/setup", Route::TotpSetup),
-            (Method::POST, "/v1/auth/2fa/verify", Route::TotpVerify),
-            (Method::POST, "/v1/auth/2fa/disable", Route::TotpDisable),
+            (Method::GET, "/v1/auth/verify", Route::Any(AnyRoute::Verify)),
+            (
+                Method::POST,
+                "/v1/auth/2fa/setup",
+                Route::Session(SessionRoute::TotpSetup),
+            ),
+            (
+                Method::POST,
+                "/v1/auth/2fa/verify",
+                Route::Session(SessionRoute::TotpVerify),
+            ),
+            (
+                Method::POST,
+                "/v1/auth/2fa/disable",
+                Route::Session(SessionRoute::TotpDisable),
+            ),
         ];
         for (m, p, r) in ok {
             assert_eq!(Route::parse(&m, p).expect(p), r);
@@ -347,10 +432,16 @@ mod tests {
 
     #[test]
     fn session_routes_need_a_session() {
-        assert_eq!(Route::Me.access(), Access::Any);
-        assert_eq!(Route::Verify.access(), Access::Any);
-        assert_eq!(Route::CreateApiKey.access(), Access::Session);
-        assert_eq!(Route::Logout.access(), Access::Session);
-        assert_eq!(Route::Login.access(), Access::Public);
+        assert_eq!(Route::Any(AnyRoute::Me).access(), Access::Any);
+        assert_eq!(Route::Any(AnyRoute::Verify).access(), Access::Any);
+        assert_eq!(
+            Route::Session(SessionRoute::CreateApiKey).access(),
+            Access::Session
+        );
+        assert_eq!(
+            Route::Session(SessionRoute::Logout).access(),
+            Access::Session
+        );
+        assert_eq!(Route::Public(PublicRoute::Login).access(), Access::Public);
     }
 }

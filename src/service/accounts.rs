@@ -1,6 +1,8 @@
 //! Accounts: register, login, and the profile behind `/me`.
 
 use crate::crypto::random;
+use crate::domain::account::Account;
+use crate::domain::account::SecondFactorUse;
 use crate::domain::models::{ClientInfo, User};
 use crate::domain::net::login_network;
 use crate::domain::password::Password;
@@ -8,8 +10,6 @@ use crate::domain::types::{Company, DisplayName, Email};
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::state::AppState;
-use crate::domain::account::Account;
-use crate::domain::account::SecondFactorUse;
 use crate::store::{CreateOutcome, LoginOutcome, NewSession, NewUser};
 
 use super::guesses;

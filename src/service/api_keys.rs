@@ -1,7 +1,7 @@
 //! API keys: issue (shown once), list, revoke. Only a session may manage keys.
 
 use crate::crypto::{api_key, random};
-use crate::domain::models::{ApiKey, Principal};
+use crate::domain::models::{ApiKey, SessionCaller};
 use crate::domain::types::{KeyName, Scopes};
 use crate::error::Error;
 use crate::secret::Secret;
@@ -11,7 +11,7 @@ use crate::store::KeyCreateOutcome;
 use super::rate_limit::Bucket;
 
 /// Creating and revoking keys are durable writes; one session must not flood the database.
-fn write_allowed(state: &AppState, who: &Principal) -> Result<(), Error> {
+fn write_allowed(state: &AppState, who: &SessionCaller) -> Result<(), Error> {
     state
         .limits
         .take_for_account(Bucket::AccountWrites, &who.user.id, state.now())
@@ -31,10 +31,10 @@ pub struct KeyRequest {
 /// Create a key for the caller; the returned secret is never available again.
 pub async fn create(
     state: &AppState,
-    who: &Principal,
+    who: &SessionCaller,
     req: KeyRequest,
 ) -> Result<(Secret, ApiKey), Error> {
-    let session_id = who.session_id().ok_or(Error::SessionRequired)?;
+    let session_id = &who.session_id;
     let now = state.now();
     write_allowed(state, who)?;
     let generated = api_key::generate(&state.config.api_keys.prefix);
@@ -65,8 +65,7 @@ pub async fn create(
 
 /// The caller's live keys, newest first, with use not yet written folded in, so `last_used_at`
 /// is current without listing ever costing a write.
-pub async fn list(state: &AppState, who: &Principal) -> Result<Vec<ApiKey>, Error> {
-    who.session_id().ok_or(Error::SessionRequired)?;
+pub async fn list(state: &AppState, who: &SessionCaller) -> Result<Vec<ApiKey>, Error> {
     let mut keys = state
         .store
         .list_api_keys(who.user.id.clone(), state.now())
@@ -79,8 +78,8 @@ pub async fn list(state: &AppState, who: &Principal) -> Result<Vec<ApiKey>, Erro
 }
 
 /// Revoke one of the caller's keys; another user's or an unknown id is `NotFound`.
-pub async fn revoke(state: &AppState, who: &Principal, key_id: &str) -> Result<(), Error> {
-    let session_id = who.session_id().ok_or(Error::SessionRequired)?;
+pub async fn revoke(state: &AppState, who: &SessionCaller, key_id: &str) -> Result<(), Error> {
+    let session_id = &who.session_id;
     write_allowed(state, who)?;
     if state
         .store

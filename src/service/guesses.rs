@@ -5,10 +5,10 @@
 
 use std::net::IpAddr;
 
+use crate::domain::account::Account;
 use crate::domain::net::is_known_network;
 use crate::error::Error;
 use crate::state::AppState;
-use crate::domain::account::Account;
 
 use super::rate_limit::Bucket;
 

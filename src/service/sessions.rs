@@ -1,18 +1,14 @@
 //! The caller's sessions: list, end one, log out.
 
-use crate::domain::models::{Principal, Session};
+use crate::domain::models::{Session, SessionCaller};
 use crate::error::Error;
 use crate::state::AppState;
 
 use super::rate_limit::Bucket;
 
-fn session_of(who: &Principal) -> Result<&str, Error> {
-    who.session_id().ok_or(Error::SessionRequired)
-}
-
 /// End the caller's current session: its refresh token dies and its access tokens are refused.
-pub async fn logout(state: &AppState, who: &Principal) -> Result<(), Error> {
-    let session_id = session_of(who)?;
+pub async fn logout(state: &AppState, who: &SessionCaller) -> Result<(), Error> {
+    let session_id = &who.session_id;
     state
         .store
         .revoke_session(who.user.id.clone(), session_id.to_string())
@@ -22,8 +18,7 @@ pub async fn logout(state: &AppState, who: &Principal) -> Result<(), Error> {
 }
 
 /// The caller's live sessions, newest first.
-pub async fn list(state: &AppState, who: &Principal) -> Result<Vec<Session>, Error> {
-    session_of(who)?;
+pub async fn list(state: &AppState, who: &SessionCaller) -> Result<Vec<Session>, Error> {
     Ok(state
         .store
         .list_sessions(who.user.id.clone(), state.now())
@@ -31,8 +26,8 @@ pub async fn list(state: &AppState, who: &Principal) -> Result<Vec<Session>, Err
 }
 
 /// End one of the caller's sessions; another user's or an unknown id is `NotFound`.
-pub async fn revoke(state: &AppState, who: &Principal, session_id: &str) -> Result<(), Error> {
-    let current = session_of(who)?;
+pub async fn revoke(state: &AppState, who: &SessionCaller, session_id: &str) -> Result<(), Error> {
+    let current = &who.session_id;
     // Each revoke is a durable write; one session must not flood the database.
     state
         .limits

@@ -3,15 +3,14 @@
 
 use std::net::IpAddr;
 
-use crate::clock::UnixTime;
 use crate::crypto::{backup_codes, random, totp};
-use crate::domain::models::{Credential, Principal};
+use crate::domain::account::Account;
+use crate::domain::account::SecondFactorUse;
+use crate::domain::models::SessionCaller;
 use crate::domain::password::Password;
 use crate::error::Error;
 use crate::secret::{Secret, SecretBytes};
 use crate::state::AppState;
-use crate::domain::account::Account;
-use crate::domain::account::SecondFactorUse;
 use crate::store::{DisableOutcome, EnableOutcome, SetupOutcome};
 
 use super::guesses;
@@ -37,17 +36,7 @@ impl std::fmt::Debug for Enrolment {
     }
 }
 
-fn session_of(who: &Principal) -> Result<(&str, UnixTime), Error> {
-    match &who.credential {
-        Credential::Session {
-            session_id,
-            auth_time,
-        } => Ok((session_id, *auth_time)),
-        Credential::ApiKey { .. } => Err(Error::SessionRequired),
-    }
-}
-
-async fn record(state: &AppState, who: &Principal) -> Result<Account, Error> {
+async fn record(state: &AppState, who: &SessionCaller) -> Result<Account, Error> {
     state
         .store
         .user_by_id(who.user.id.clone())
@@ -59,11 +48,11 @@ async fn record(state: &AppState, who: &Principal) -> Result<Account, Error> {
 /// proof from the last 15 minutes: the session's login, or `password`.
 pub async fn setup(
     state: &AppState,
-    who: &Principal,
+    who: &SessionCaller,
     password: Option<Password>,
     ip: Option<IpAddr>,
 ) -> Result<Enrolment, Error> {
-    let (session_id, auth_time) = session_of(who)?;
+    let (session_id, auth_time) = (&who.session_id, who.auth_time);
     let user = record(state, who).await?;
     if user.two_factor.enabled {
         return Err(Error::TwoFactorAlreadyEnabled);
@@ -112,11 +101,11 @@ pub async fn setup(
 /// sessions end, and ten backup codes are returned (shown this once).
 pub async fn verify(
     state: &AppState,
-    who: &Principal,
+    who: &SessionCaller,
     code: Secret,
     ip: Option<IpAddr>,
 ) -> Result<Vec<Secret>, Error> {
-    let (session_id, _) = session_of(who)?;
+    let session_id = &who.session_id;
     let now = state.now();
     let user = record(state, who).await?;
     if user.two_factor.enabled {
@@ -169,12 +158,12 @@ pub async fn verify(
 /// Turn two-factor authentication off; needs the password and a code (TOTP or backup).
 pub async fn disable(
     state: &AppState,
-    who: &Principal,
+    who: &SessionCaller,
     password: Password,
     code: Secret,
     ip: Option<IpAddr>,
 ) -> Result<(), Error> {
-    let (session_id, _) = session_of(who)?;
+    let session_id = &who.session_id;
     let user = record(state, who).await?;
     if !user.two_factor.enabled {
         return Err(Error::TwoFactorNotEnabled);
@@ -220,14 +209,18 @@ pub(crate) async fn check_code(
 ) -> Result<Option<SecondFactorUse>, Error> {
     let now = state.now();
     if let Some(secret) = &user.two_factor.secret {
-        if let Some(step) = totp::matching_step(secret.expose(), code, now, user.two_factor.last_step) {
+        if let Some(step) =
+            totp::matching_step(secret.expose(), code, now, user.two_factor.last_step)
+        {
             return Ok(Some(SecondFactorUse::TotpStep {
                 step,
                 secret: secret.clone(),
             }));
         }
     }
-    let (Some(canonical), Some(salt)) = (backup_codes::normalize(code), user.two_factor.backup_salt) else {
+    let (Some(canonical), Some(salt)) =
+        (backup_codes::normalize(code), user.two_factor.backup_salt)
+    else {
         return Ok(None);
     };
     let digests = state.hasher.backup_digests(vec![canonical], salt).await?;

@@ -66,7 +66,6 @@ pub struct UserRecord {
     pub login_networks: Vec<(String, UnixTime)>,
 }
 
-
 /// One session and its refresh-token lineage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionRecord {

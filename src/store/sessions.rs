@@ -280,7 +280,13 @@ impl Store {
                 Presented::Reused => {
                     delete_session(tx, &s)?;
                     let (session_id, user_id) = (s.id, s.user_id);
-                    return Ok((Rotation::Reused { session_id, user_id }, Changed::Yes));
+                    return Ok((
+                        Rotation::Reused {
+                            session_id,
+                            user_id,
+                        },
+                        Changed::Yes,
+                    ));
                 }
             }
             let mut tokens = tx.open_table(REFRESH_TOKENS)?;

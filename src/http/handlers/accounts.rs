@@ -3,9 +3,9 @@
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
+use crate::domain::models::Principal;
 use crate::domain::types::{Company, DisplayName, Email};
 use crate::error::{Error, FieldError};
-use crate::http::body::read_json;
 use crate::http::dto::{self, LoginRequest, MeResponse, RefreshRequest, RegisterRequest};
 use crate::http::response::{json, Body};
 use crate::http::Ctx;
@@ -13,21 +13,13 @@ use crate::service::accounts::{self, Registration};
 use crate::service::tokens;
 use crate::state::AppState;
 
-async fn body<T: serde::de::DeserializeOwned>(
-    state: &AppState,
-    req: Request<Incoming>,
-) -> Result<T, Error> {
-    let limits = &state.config.limits;
-    read_json(req, limits.max_body_bytes, limits.body_read_timeout).await
-}
-
 /// `POST /v1/auth/register` → 201.
 pub async fn register(
     state: &AppState,
     req: Request<Incoming>,
-    ctx: Ctx,
+    ctx: Ctx<()>,
 ) -> Result<Response<Body>, Error> {
-    let dto: RegisterRequest = body(state, req).await?;
+    let dto: RegisterRequest = ctx.json(req).await?;
     let reg = parse_registration(dto, state.config.passwords.min_length)?;
     let (pair, user) = accounts::register(state, reg, ctx.client).await?;
     Ok(json(StatusCode::CREATED, &dto::registered(&pair, &user)))
@@ -83,9 +75,9 @@ fn keep<T>(errors: &mut Vec<FieldError>, r: Result<T, FieldError>) -> Option<T> 
 pub async fn login(
     state: &AppState,
     req: Request<Incoming>,
-    ctx: Ctx,
+    ctx: Ctx<()>,
 ) -> Result<Response<Body>, Error> {
-    let dto: LoginRequest = body(state, req).await?;
+    let dto: LoginRequest = ctx.json(req).await?;
     let (email, password) = match (dto.email, dto.password) {
         (Some(e), Some(p)) => (e, p),
         (e, _) => {
@@ -101,9 +93,9 @@ pub async fn login(
 pub async fn refresh(
     state: &std::sync::Arc<AppState>,
     req: Request<Incoming>,
-    ctx: Ctx,
+    ctx: Ctx<()>,
 ) -> Result<Response<Body>, Error> {
-    let dto: RefreshRequest = body(state, req).await?;
+    let dto: RefreshRequest = ctx.json(req).await?;
     let presented = dto
         .refresh_token
         .ok_or(Error::field("refresh_token", "required"))?;
@@ -112,7 +104,6 @@ pub async fn refresh(
 }
 
 /// `GET /v1/auth/me` → 200.
-pub fn me(ctx: Ctx) -> Result<Response<Body>, Error> {
-    let who = ctx.caller()?;
-    Ok(json(StatusCode::OK, &MeResponse::from(&who.user)))
+pub fn me(ctx: Ctx<Principal>) -> Result<Response<Body>, Error> {
+    Ok(json(StatusCode::OK, &MeResponse::from(&ctx.caller.user)))
 }

@@ -3,9 +3,9 @@
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
+use crate::domain::models::SessionCaller;
 use crate::domain::types::{parse_expires_in, KeyName, Scopes};
 use crate::error::{Error, FieldError};
-use crate::http::body::read_json;
 use crate::http::dto::{ApiKeysResponse, CreateApiKeyRequest, CreatedApiKey, MessageResponse};
 use crate::http::response::{json, Body};
 use crate::http::Ctx;
@@ -16,13 +16,11 @@ use crate::state::AppState;
 pub async fn create(
     state: &AppState,
     req: Request<Incoming>,
-    ctx: Ctx,
+    ctx: Ctx<SessionCaller>,
 ) -> Result<Response<Body>, Error> {
-    let limits = &state.config.limits;
-    let dto: CreateApiKeyRequest =
-        read_json(req, limits.max_body_bytes, limits.body_read_timeout).await?;
+    let dto: CreateApiKeyRequest = ctx.json(req).await?;
     let request = parse_key_request(state, dto)?;
-    let (secret, key) = api_keys::create(state, ctx.caller()?, request).await?;
+    let (secret, key) = api_keys::create(state, &ctx.caller, request).await?;
     Ok(json(
         StatusCode::CREATED,
         &CreatedApiKey::new(&secret, &key),
@@ -67,14 +65,18 @@ fn parse_key_request(state: &AppState, dto: CreateApiKeyRequest) -> Result<KeyRe
 }
 
 /// `GET /v1/auth/api-keys` → `{api_keys: [...]}`.
-pub async fn list(state: &AppState, ctx: Ctx) -> Result<Response<Body>, Error> {
-    let keys = api_keys::list(state, ctx.caller()?).await?;
+pub async fn list(state: &AppState, ctx: Ctx<SessionCaller>) -> Result<Response<Body>, Error> {
+    let keys = api_keys::list(state, &ctx.caller).await?;
     Ok(json(StatusCode::OK, &ApiKeysResponse::new(&keys)))
 }
 
 /// `DELETE /v1/auth/api-keys/{id}` → `{message_code: "api_key_revoked"}`.
-pub async fn revoke(state: &AppState, ctx: Ctx, id: &str) -> Result<Response<Body>, Error> {
-    api_keys::revoke(state, ctx.caller()?, id).await?;
+pub async fn revoke(
+    state: &AppState,
+    ctx: Ctx<SessionCaller>,
+    id: &str,
+) -> Result<Response<Body>, Error> {
+    api_keys::revoke(state, &ctx.caller, id).await?;
     Ok(json(
         StatusCode::OK,
         &MessageResponse {

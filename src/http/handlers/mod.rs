@@ -7,15 +7,3 @@ pub mod health;
 pub mod sessions;
 pub mod two_factor;
 pub mod verify;
-
-use crate::domain::models::Principal;
-use crate::error::Error;
-
-use super::Ctx;
-
-impl Ctx {
-    /// The caller of a session route; the dispatcher has already authenticated it.
-    fn caller(&self) -> Result<&Principal, Error> {
-        self.principal.as_ref().ok_or(Error::Unauthorized)
-    }
-}

@@ -2,6 +2,7 @@
 
 use hyper::{Response, StatusCode};
 
+use crate::domain::models::SessionCaller;
 use crate::error::Error;
 use crate::http::dto::{MessageResponse, SessionsResponse};
 use crate::http::response::{json, Body};
@@ -10,8 +11,8 @@ use crate::service::sessions;
 use crate::state::AppState;
 
 /// `POST /v1/auth/logout` → `{message_code: "logged_out"}`.
-pub async fn logout(state: &AppState, ctx: Ctx) -> Result<Response<Body>, Error> {
-    sessions::logout(state, ctx.caller()?).await?;
+pub async fn logout(state: &AppState, ctx: Ctx<SessionCaller>) -> Result<Response<Body>, Error> {
+    sessions::logout(state, &ctx.caller).await?;
     Ok(json(
         StatusCode::OK,
         &MessageResponse {
@@ -21,18 +22,22 @@ pub async fn logout(state: &AppState, ctx: Ctx) -> Result<Response<Body>, Error>
 }
 
 /// `GET /v1/auth/sessions` → `{sessions: [...]}`.
-pub async fn list(state: &AppState, ctx: Ctx) -> Result<Response<Body>, Error> {
-    let who = ctx.caller()?;
+pub async fn list(state: &AppState, ctx: Ctx<SessionCaller>) -> Result<Response<Body>, Error> {
+    let who = &ctx.caller;
     let list = sessions::list(state, who).await?;
     Ok(json(
         StatusCode::OK,
-        &SessionsResponse::new(&list, who.session_id().unwrap_or_default()),
+        &SessionsResponse::new(&list, &who.session_id),
     ))
 }
 
 /// `DELETE /v1/auth/sessions/{id}` → `{message_code: "session_revoked"}`.
-pub async fn revoke(state: &AppState, ctx: Ctx, id: &str) -> Result<Response<Body>, Error> {
-    sessions::revoke(state, ctx.caller()?, id).await?;
+pub async fn revoke(
+    state: &AppState,
+    ctx: Ctx<SessionCaller>,
+    id: &str,
+) -> Result<Response<Body>, Error> {
+    sessions::revoke(state, &ctx.caller, id).await?;
     Ok(json(
         StatusCode::OK,
         &MessageResponse {

@@ -3,8 +3,8 @@
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
+use crate::domain::models::SessionCaller;
 use crate::error::Error;
-use crate::http::body::{read_json, read_optional_json};
 use crate::http::dto::{
     MessageResponse, TotpDisableRequest, TotpEnabledResponse, TotpSetupRequest, TotpSetupResponse,
     TotpVerifyRequest,
@@ -18,13 +18,11 @@ use crate::state::AppState;
 pub async fn setup(
     state: &AppState,
     req: Request<Incoming>,
-    ctx: Ctx,
+    ctx: Ctx<SessionCaller>,
 ) -> Result<Response<Body>, Error> {
-    let limits = &state.config.limits;
-    let dto: Option<TotpSetupRequest> =
-        read_optional_json(req, limits.max_body_bytes, limits.body_read_timeout).await?;
+    let dto: Option<TotpSetupRequest> = ctx.optional_json(req).await?;
     let password = dto.and_then(|d| d.password);
-    let e = two_factor::setup(state, ctx.caller()?, password, ctx.client.ip).await?;
+    let e = two_factor::setup(state, &ctx.caller, password, ctx.client.ip).await?;
     let body = TotpSetupResponse {
         secret: e.secret.expose(),
         qr_code_url: e.qr_code_url.expose(),
@@ -37,13 +35,11 @@ pub async fn setup(
 pub async fn verify(
     state: &AppState,
     req: Request<Incoming>,
-    ctx: Ctx,
+    ctx: Ctx<SessionCaller>,
 ) -> Result<Response<Body>, Error> {
-    let limits = &state.config.limits;
-    let dto: TotpVerifyRequest =
-        read_json(req, limits.max_body_bytes, limits.body_read_timeout).await?;
+    let dto: TotpVerifyRequest = ctx.json(req).await?;
     let code = dto.code.ok_or(Error::field("code", "required"))?;
-    let codes = two_factor::verify(state, ctx.caller()?, code, ctx.client.ip).await?;
+    let codes = two_factor::verify(state, &ctx.caller, code, ctx.client.ip).await?;
     let body = TotpEnabledResponse {
         message_code: "2fa_enabled",
         backup_codes: codes.iter().map(|c| c.expose()).collect(),
@@ -55,11 +51,9 @@ pub async fn verify(
 pub async fn disable(
     state: &AppState,
     req: Request<Incoming>,
-    ctx: Ctx,
+    ctx: Ctx<SessionCaller>,
 ) -> Result<Response<Body>, Error> {
-    let limits = &state.config.limits;
-    let dto: TotpDisableRequest =
-        read_json(req, limits.max_body_bytes, limits.body_read_timeout).await?;
+    let dto: TotpDisableRequest = ctx.json(req).await?;
     let (password, code) = match (dto.password, dto.code) {
         (Some(p), Some(c)) => (p, c),
         (p, _) => {
@@ -67,7 +61,7 @@ pub async fn disable(
             return Err(Error::field(field, "required"));
         }
     };
-    two_factor::disable(state, ctx.caller()?, password, code, ctx.client.ip).await?;
+    two_factor::disable(state, &ctx.caller, password, code, ctx.client.ip).await?;
     Ok(json(
         StatusCode::OK,
         &MessageResponse {

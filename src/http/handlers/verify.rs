@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode};
 
-use crate::domain::models::Credential;
+use crate::domain::models::{Credential, Principal};
 use crate::error::Error;
 use crate::http::dto::VerifyResponse;
 use crate::http::response::{json, Body};
@@ -21,9 +21,9 @@ use crate::state::AppState;
 pub fn verify(
     state: &AppState,
     req: &Request<Incoming>,
-    ctx: Ctx,
+    ctx: Ctx<Principal>,
 ) -> Result<Response<Body>, Error> {
-    let who = ctx.caller()?;
+    let who = &ctx.caller;
     let wanted = scope_params(req.uri().query().unwrap_or_default())?;
     credentials::require_scopes(state, who, &wanted)?;
     let scopes = credentials::scopes(state, who);
