@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::crypto::password::PasswordHasher;
 use crate::error::Error;
 use crate::http::connections::{self, Lifetime, PerAddress};
-use crate::state::{AppState, GraceCache};
+use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
 /// Why the server could not start.
@@ -48,6 +48,12 @@ impl std::error::Error for StartupError {}
 impl From<StoreError> for StartupError {
     fn from(e: StoreError) -> Self {
         StartupError::Store(e)
+    }
+}
+
+impl From<crate::crypto::password::HashError> for StartupError {
+    fn from(e: crate::crypto::password::HashError) -> Self {
+        StartupError::Other(e.to_string())
     }
 }
 
@@ -106,10 +112,10 @@ impl App {
             keys: std::sync::RwLock::new(Arc::new(keys)),
             hasher,
             clock,
-            refresh: tokio::sync::Mutex::new(GraceCache::default()),
+            refresh: Default::default(),
             draining: Default::default(),
             key_usage: Default::default(),
-            limits,
+            rate_limiter: limits,
             metrics: Default::default(),
             rotation: Default::default(),
             account_lock: Default::default(),
@@ -140,7 +146,10 @@ impl App {
         tokio::pin!(shutdown);
         let flusher = tokio::spawn(flush_key_usage_periodically(self.state.clone()));
         let admin_path = crate::admin::socket_path(&self.state.config);
-        let admin = tokio::spawn(crate::admin::serve(self.state.clone(), admin_path.clone()));
+        let admin = tokio::spawn(crate::admin::server::serve(
+            self.state.clone(),
+            admin_path.clone(),
+        ));
         let per_address = PerAddress::new(&self.state.config);
         let full = connections::refusal(&Error::Overloaded {
             retry_after: Duration::from_secs(1),
@@ -215,7 +224,7 @@ impl App {
         flusher.abort();
         admin.abort();
         let _ = std::fs::remove_file(&admin_path);
-        if let Err(e) = self.state.flush_key_usage().await {
+        if let Err(e) = self.state.key_usage.flush(&self.state.store).await {
             tracing::error!(error = %e, "could not record API key usage at shutdown");
         }
     }
@@ -226,7 +235,7 @@ async fn flush_key_usage_periodically(state: Arc<AppState>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = state.flush_key_usage().await {
+        if let Err(e) = state.key_usage.flush(&state.store).await {
             tracing::error!(error = %e, "could not record API key usage");
         }
     }

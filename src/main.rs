@@ -3,11 +3,15 @@
 //! the environment or exits the process.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use cloudheed_auth::cli::{Cli, Command, KeysAction, UserAction};
 use cloudheed_auth::service::admin::AdminCommand;
-use cloudheed_auth::{App, Config, StartupError};
+use cloudheed_auth::state::AppState;
+use cloudheed_auth::store::StoreError;
+use cloudheed_auth::{admin, App, Config, StartupError};
+use serde_json::Value;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,83 +27,64 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
-    let cmd = match cli.command {
-        Command::User { action } => match action {
-            UserAction::List => AdminCommand::UserList,
-            UserAction::Show { email } => AdminCommand::UserShow { email },
-            UserAction::Disable { email } => AdminCommand::UserDisable { email },
-            UserAction::Enable { email } => AdminCommand::UserEnable { email },
-            UserAction::SetPlan { email, plan } => AdminCommand::UserSetPlan { email, plan },
-            UserAction::Reset2fa { email } => AdminCommand::UserReset2fa { email },
-            UserAction::VerifyEmail { email } => AdminCommand::UserVerifyEmail { email },
-        },
-        Command::Keys { action } => match action {
-            KeysAction::List => AdminCommand::KeysList,
-            KeysAction::Rotate => AdminCommand::KeysRotate,
-        },
-        Command::Backup { out } => {
-            return match cloudheed_auth::admin::backup(&config, &out) {
-                Ok(v) if json => {
-                    println!("{v}");
-                    ExitCode::SUCCESS
-                }
-                Ok(v) => {
-                    print!("{}", cloudheed_auth::admin::render(&v));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&e),
-            };
-        }
+    match cli.command {
+        Command::User { action } => print_answer(
+            admin::run(&config, user_command(action), open_stopped),
+            json,
+        ),
+        Command::Keys { action } => print_answer(
+            admin::run(&config, keys_command(action), open_stopped),
+            json,
+        ),
+        Command::Backup { out } => print_answer(admin::backup(&config, &out, open_stopped), json),
         Command::Restore { input, force } => {
-            return match cloudheed_auth::admin::restore(&config, &input, force) {
-                Ok(()) => {
-                    println!(
-                        "restored {} into {}",
-                        input.display(),
-                        config.data_dir.display()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&e),
-            };
+            let restored = admin::restore(&config, &input, force).map(|()| {
+                let into = config.data_dir.display();
+                Value::String(format!("restored {} into {into}", input.display()))
+            });
+            // Restore has always reported in words, `--json` or not.
+            print_answer(restored, false)
         }
         Command::CheckConfig => {
             print!("configuration is valid\n{}", config.summary());
-            return ExitCode::SUCCESS;
+            ExitCode::SUCCESS
         }
         Command::Serve { listen, data_dir } => {
-            if let Some(l) = listen {
-                config.listen = l;
-            }
-            if let Some(d) = data_dir {
-                config.data_dir = d;
-            }
-            let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-            cloudheed_auth::telemetry::init(config.log_format, &filter);
-            return match serve(config, cli.config.as_deref()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    // One line, through the log (stderr), in the configured format.
-                    tracing::error!("cannot start: {e}");
-                    ExitCode::from(match e {
-                        StartupError::Config(_) => 2,
-                        _ => 1,
-                    })
-                }
-            };
+            config.listen = listen.unwrap_or(config.listen);
+            config.data_dir = data_dir.unwrap_or(config.data_dir);
+            serve(config, cli.config.as_deref())
         }
-    };
-    match cloudheed_auth::admin::run(&config, cmd) {
-        Ok(v) if json => {
-            println!("{v}");
-            ExitCode::SUCCESS
-        }
-        Ok(v) => {
-            print!("{}", cloudheed_auth::admin::render(&v));
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(&e),
     }
+}
+
+fn user_command(action: UserAction) -> AdminCommand {
+    match action {
+        UserAction::List => AdminCommand::UserList,
+        UserAction::Show { email } => AdminCommand::UserShow { email },
+        UserAction::Disable { email } => AdminCommand::UserDisable { email },
+        UserAction::Enable { email } => AdminCommand::UserEnable { email },
+        UserAction::SetPlan { email, plan } => AdminCommand::UserSetPlan { email, plan },
+        UserAction::Reset2fa { email } => AdminCommand::UserReset2fa { email },
+        UserAction::VerifyEmail { email } => AdminCommand::UserVerifyEmail { email },
+    }
+}
+
+fn keys_command(action: KeysAction) -> AdminCommand {
+    match action {
+        KeysAction::List => AdminCommand::KeysList,
+        KeysAction::Rotate => AdminCommand::KeysRotate,
+    }
+}
+
+/// An admin command's outcome: the answer on stdout, as JSON with `--json` and for people
+/// otherwise; a failure as [`fail`].
+fn print_answer(outcome: Result<Value, String>, json: bool) -> ExitCode {
+    match outcome {
+        Ok(v) if json => println!("{v}"),
+        Ok(v) => print!("{}", admin::render(&v)),
+        Err(e) => return fail(&e),
+    }
+    ExitCode::SUCCESS
 }
 
 /// A one-line reason on stderr and exit code 1.
@@ -108,7 +93,39 @@ fn fail(reason: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn serve(config: Config, file: Option<&std::path::Path>) -> Result<(), StartupError> {
+/// A stopped server's state, built as `serve` builds it, for admin commands run without one.
+async fn open_stopped(config: Config) -> Result<Arc<AppState>, String> {
+    match App::build(config).await {
+        Ok(app) => Ok(app.state().clone()),
+        // redb's lock: another process has the database, yet no server answered the socket.
+        Err(StartupError::Store(StoreError::Backend(b)))
+            if b.to_string().contains("already open") =>
+        {
+            Err("a server holds the database but its admin socket does not answer".into())
+        }
+        Err(other) => Err(other.to_string()),
+    }
+}
+
+/// Run the server until a signal stops it; a failed start is one log line and exit code 2 for
+/// a bad config, 1 otherwise.
+fn serve(config: Config, file: Option<&std::path::Path>) -> ExitCode {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    cloudheed_auth::telemetry::init(config.log_format, &filter);
+    match run_server(config, file) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, through the log (stderr), in the configured format.
+            tracing::error!("cannot start: {e}");
+            ExitCode::from(match e {
+                StartupError::Config(_) => 2,
+                _ => 1,
+            })
+        }
+    }
+}
+
+fn run_server(config: Config, file: Option<&std::path::Path>) -> Result<(), StartupError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

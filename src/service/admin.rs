@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::clock::rfc3339;
-use crate::domain::types::Email;
-use crate::state::AppState;
 use crate::domain::account::Account;
 use crate::domain::account::AccountChange;
+use crate::domain::types::Email;
+use crate::state::AppState;
 
 /// One operator command, as sent over the admin socket (one JSON line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,82 +86,102 @@ async fn find(state: &AppState, email: &str) -> Result<Account, String> {
 
 /// Run `cmd`; the answer is JSON for `--json`, and the CLI renders it as a table otherwise.
 pub async fn execute(state: &AppState, cmd: AdminCommand) -> Result<Value, String> {
-    let change = |email: &String, change: AccountChange| (email.clone(), change);
-    let user_change = match &cmd {
-        AdminCommand::UserDisable { email } => Some(change(email, AccountChange::Disable)),
-        AdminCommand::UserEnable { email } => Some(change(email, AccountChange::Enable)),
-        AdminCommand::UserSetPlan { email, plan } => {
-            if plan.trim().is_empty() || plan.len() > 64 {
-                return Err("a plan is 1 to 64 characters".into());
-            }
-            Some(change(email, AccountChange::SetPlan(plan.trim().to_string())))
-        }
-        AdminCommand::UserReset2fa { email } => Some(change(email, AccountChange::ResetTwoFactor)),
-        AdminCommand::UserVerifyEmail { email } => {
-            Some(change(email, AccountChange::VerifyEmail(state.now())))
-        }
-        _ => None,
-    };
-    if let Some((email, change)) = user_change {
-        let user = find(state, &email).await?;
-        let after = state
-            .store
-            .change_user(user.id, change.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-        tracing::info!(user_id = %after.id, change = ?change, "account changed by an operator");
-        return Ok(user_json(&after));
-    }
     match cmd {
-        AdminCommand::UserList => {
-            let users = state.store.list_users().await.map_err(|e| e.to_string())?;
-            Ok(Value::Array(users.iter().map(user_json).collect()))
+        AdminCommand::UserList => list_users(state).await,
+        AdminCommand::UserShow { email } => show_user(state, &email).await,
+        AdminCommand::UserDisable { email } => {
+            change_account(state, &email, AccountChange::Disable).await
         }
-        AdminCommand::UserShow { email } => {
-            let user = find(state, &email).await?;
-            let now = state.now();
-            let sessions = state
-                .store
-                .list_sessions(user.id.clone(), now)
-                .await
-                .map_err(|e| e.to_string())?;
-            let keys = state
-                .store
-                .list_api_keys(user.id.clone(), now)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut v = user_json(&user);
-            v["company"] = json!(user.company);
-            v["sessions"] = json!(sessions.len());
-            v["api_keys"] = json!(keys.len());
-            Ok(v)
+        AdminCommand::UserEnable { email } => {
+            change_account(state, &email, AccountChange::Enable).await
         }
-        AdminCommand::KeysList => Ok(keys_json(state).await?),
-        AdminCommand::KeysRotate => {
-            let _one_at_a_time = state.rotation.lock().await;
-            let stored = state
-                .store
-                .rotate_signing_key(state.now(), state.config.key_keep_for())
-                .await
-                .map_err(|e| e.to_string())?;
-            state.set_keys(stored).map_err(|e| e.to_string())?;
-            tracing::info!(kid = %state.keyring().active().kid(), "signing key rotated by an operator");
-            Ok(keys_json(state).await?)
+        AdminCommand::UserSetPlan { email, plan } => {
+            change_account(state, &email, set_plan(&plan)?).await
         }
-        AdminCommand::Backup { path } => {
-            let path = std::path::PathBuf::from(path);
-            if !path.is_absolute() {
-                return Err("the backup path must be absolute".into());
-            }
-            state
-                .store
-                .backup_to(path.clone())
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(json!({"backup": path.display().to_string()}))
+        AdminCommand::UserReset2fa { email } => {
+            change_account(state, &email, AccountChange::ResetTwoFactor).await
         }
-        _ => Err("unreachable command".into()),
+        AdminCommand::UserVerifyEmail { email } => {
+            let verified = AccountChange::VerifyEmail(state.now());
+            change_account(state, &email, verified).await
+        }
+        AdminCommand::KeysList => keys_json(state).await,
+        AdminCommand::KeysRotate => rotate_keys(state).await,
+        AdminCommand::Backup { path } => backup(state, path).await,
     }
+}
+
+/// The plan change for `plan`, refused before any account is looked up.
+fn set_plan(plan: &str) -> Result<AccountChange, String> {
+    if plan.trim().is_empty() || plan.len() > 64 {
+        return Err("a plan is 1 to 64 characters".into());
+    }
+    Ok(AccountChange::SetPlan(plan.trim().to_string()))
+}
+
+async fn change_account(
+    state: &AppState,
+    email: &str,
+    change: AccountChange,
+) -> Result<Value, String> {
+    let user = find(state, email).await?;
+    let after = state
+        .store
+        .change_user(user.id, change.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(user_id = %after.id, change = ?change, "account changed by an operator");
+    Ok(user_json(&after))
+}
+
+async fn list_users(state: &AppState) -> Result<Value, String> {
+    let users = state.store.list_users().await.map_err(|e| e.to_string())?;
+    Ok(Value::Array(users.iter().map(user_json).collect()))
+}
+
+async fn show_user(state: &AppState, email: &str) -> Result<Value, String> {
+    let user = find(state, email).await?;
+    let now = state.now();
+    let sessions = state
+        .store
+        .list_sessions(user.id.clone(), now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let keys = state
+        .store
+        .list_api_keys(user.id.clone(), now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut v = user_json(&user);
+    v["company"] = json!(user.company);
+    v["sessions"] = json!(sessions.len());
+    v["api_keys"] = json!(keys.len());
+    Ok(v)
+}
+
+async fn rotate_keys(state: &AppState) -> Result<Value, String> {
+    let _one_at_a_time = state.rotation.lock().await;
+    let stored = state
+        .store
+        .rotate_signing_key(state.now(), state.config.key_keep_for())
+        .await
+        .map_err(|e| e.to_string())?;
+    state.set_keys(stored).map_err(|e| e.to_string())?;
+    tracing::info!(kid = %state.keyring().active().kid(), "signing key rotated by an operator");
+    keys_json(state).await
+}
+
+async fn backup(state: &AppState, path: String) -> Result<Value, String> {
+    let path = std::path::PathBuf::from(path);
+    if !path.is_absolute() {
+        return Err("the backup path must be absolute".into());
+    }
+    state
+        .store
+        .backup_to(path.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(json!({"backup": path.display().to_string()}))
 }
 
 async fn keys_json(state: &AppState) -> Result<Value, String> {

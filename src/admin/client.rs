@@ -1,0 +1,216 @@
+//! What the admin CLI does: send a command to the running server over its socket, or run it on
+//! the database directly when no server runs (redb admits one process per file); take a backup
+//! either way; restore one into a stopped server's data dir.
+//!
+//! Opening a stopped database takes what the server builds at startup, so the caller passes
+//! an opener (the binary's is built on `App::build`): admin, which the app starts, never
+//! reaches back into the app.
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{parse_answer, request_line, socket_path, SNAPSHOT};
+use crate::config::Config;
+use crate::service::admin::{execute, AdminCommand};
+use crate::state::AppState;
+use crate::store::{check_backup, check_backup_file, hold_database};
+
+/// How long to wait for the server to answer a command.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long to wait for the server to send a backup.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Run `cmd` for the CLI: on the running server if there is one, else on the database directly,
+/// opened with `open` (its error is the reason given to the operator).
+pub fn run<O, F>(config: &Config, cmd: AdminCommand, open: O) -> Result<Value, String>
+where
+    O: FnOnce(Config) -> F,
+    F: Future<Output = Result<Arc<AppState>, String>>,
+{
+    match UnixStream::connect(socket_path(config)) {
+        Ok(stream) => over_socket(stream, &cmd),
+        Err(_) => offline(config, cmd, open),
+    }
+}
+
+/// A backup for the CLI: streamed from the running server, or written from the database opened
+/// with `open`. The file appears at `out` only once complete and checked.
+pub fn backup<O, F>(config: &Config, out: &Path, open: O) -> Result<Value, String>
+where
+    O: FnOnce(Config) -> F,
+    F: Future<Output = Result<Arc<AppState>, String>>,
+{
+    if out.exists() {
+        return Err(format!("{} already exists", out.display()));
+    }
+    let Ok(stream) = UnixStream::connect(socket_path(config)) else {
+        let out = std::path::absolute(out).map_err(|e| e.to_string())?;
+        let cmd = AdminCommand::Backup {
+            path: out.display().to_string(),
+        };
+        return offline(config, cmd, open);
+    };
+    receive_snapshot(stream, out)
+}
+
+fn over_socket(mut stream: UnixStream, cmd: &AdminCommand) -> Result<Value, String> {
+    let io = |e: std::io::Error| format!("admin socket: {e}");
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT)).map_err(io)?;
+    let line = request_line(cmd)?;
+    stream.write_all(line.as_bytes()).map_err(io)?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).map_err(io)?;
+    parse_answer(&answer)
+}
+
+fn offline<O, F>(config: &Config, cmd: AdminCommand, open: O) -> Result<Value, String>
+where
+    O: FnOnce(Config) -> F,
+    F: Future<Output = Result<Arc<AppState>, String>>,
+{
+    if !config.db_path().exists() {
+        return Err(format!("no database at {}", config.db_path().display()));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let state = open(config.clone()).await?;
+        execute(&state, cmd).await
+    })
+}
+
+/// Ask the server on `stream` for a snapshot and write it to `out`.
+fn receive_snapshot(mut stream: UnixStream, out: &Path) -> Result<Value, String> {
+    let io = |e: std::io::Error| format!("backup: {e}");
+    stream
+        .set_read_timeout(Some(SNAPSHOT_TIMEOUT))
+        .map_err(io)?;
+    stream
+        .write_all(format!("{SNAPSHOT}\n").as_bytes())
+        .map_err(io)?;
+    let mut reader = BufReader::new(stream);
+    let mut header = String::new();
+    reader.read_line(&mut header).map_err(io)?;
+    let header = parse_answer(&header)?;
+    let bytes = header["bytes"].as_u64().ok_or("the server gave no size")?;
+    let partial = out.with_extension("partial");
+    let written = write_checked(&mut reader, bytes, &partial, out);
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written.map(|()| json!({"backup": out.display().to_string(), "bytes": bytes}))
+}
+
+/// Copy `bytes` bytes from `from` into a new file at `partial`, check that it opens as a
+/// backup, and only then move it to `out`.
+fn write_checked(
+    from: &mut impl std::io::Read,
+    bytes: u64,
+    partial: &Path,
+    out: &Path,
+) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e: std::io::Error| format!("backup: {e}");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(partial)
+        .map_err(io)?;
+    let copied = std::io::copy(&mut std::io::Read::take(from, bytes), &mut file).map_err(io)?;
+    if copied != bytes {
+        return Err("the backup was cut short".to_string());
+    }
+    file.sync_all().map_err(io)?;
+    check_backup(partial).map_err(|e| format!("the backup does not open: {e}"))?;
+    std::fs::rename(partial, out).map_err(io)
+}
+
+/// Fill an empty data dir from a backup (any non-empty one with `force`). Refused while a
+/// server (or anything else) holds the data dir's database: its lock is held across the swap.
+///
+/// It runs as root in a directory the service user owns, so it opens nothing there by a name
+/// that user could have pointed elsewhere, and changes the copy only through its own handle.
+pub fn restore(config: &Config, backup: &Path, force: bool) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    if UnixStream::connect(socket_path(config)).is_ok() {
+        return Err("a server is running on this data dir; stop it first".into());
+    }
+    check_backup(backup)
+        .map_err(|e| format!("{} is not a usable backup: {e}", backup.display()))?;
+    let dir = &config.data_dir;
+    let non_empty = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+    if non_empty && !force {
+        return Err(format!(
+            "{} is not empty; use --force to replace its database",
+            dir.display()
+        ));
+    }
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let db = config.db_path();
+    // Hold the current database's lock, if there is one, so no server can start on it meanwhile.
+    let held = hold_database(&db)?;
+    // A fresh name each time: nothing can be planted at it in advance.
+    let staging = dir.join(crate::crypto::random::id("cloudheed-auth.redb.restoring-"));
+    let result = (|| {
+        let io = |e: std::io::Error| e.to_string();
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staging)
+            .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
+        std::fs::File::open(backup)
+            .and_then(|mut from| std::io::copy(&mut from, &mut file))
+            .map_err(|e| format!("cannot copy {}: {e}", backup.display()))?;
+        // The umask may have taken bits from the mode given at creation.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
+        // The service user (e.g. systemd's DynamicUser) must own what it will open.
+        if let Ok(meta) = std::fs::metadata(dir) {
+            let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
+        }
+        file.sync_all().map_err(io)?;
+        let copy = file.metadata().map_err(io)?;
+        // Keep our handle open until the placed file is compared with it: were the copy's inode
+        // freed meanwhile, a symlink swapped in could be given the same inode number.
+        let checked = file.try_clone().map_err(io)?;
+        check_backup_file(checked).map_err(|e| format!("the copy does not open: {e}"))?;
+        // rename replaces whatever is at either name and follows neither.
+        std::fs::rename(&staging, &db).map_err(|e| format!("cannot put the copy in place: {e}"))?;
+        // The staging name may have been swapped since it was created: only our copy will do.
+        let placed = std::fs::symlink_metadata(&db).map_err(io)?;
+        if !placed.is_file() || (placed.dev(), placed.ino()) != (copy.dev(), copy.ino()) {
+            return Err(format!(
+                "{} was changed by someone else during the restore",
+                dir.display()
+            ));
+        }
+        drop(file);
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&staging);
+    }
+    drop(held);
+    result
+}
