@@ -8,14 +8,7 @@ use std::time::Duration;
 
 use crate::store::StoreError;
 
-/// A field-level validation failure, reported in a 422's `errors` list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// The request field, as the client spelled it.
-    pub field: &'static str,
-    /// Why: `required`, `too_short`, `too_long`, `invalid_format`, `password_too_common`, ...
-    pub code: &'static str,
-}
+pub use crate::domain::types::FieldError;
 
 /// Everything that can go wrong while serving a request.
 #[derive(Debug)]
@@ -47,7 +40,7 @@ pub enum Error {
     /// 401: login with a wrong, replayed or used second-factor code.
     InvalidTotpCode,
     /// 422: a wrong code confirming 2FA verify or disable, inside an authenticated request.
-    WrongTotpCode,
+    InvalidTotpConfirmation,
     /// 422: a wrong password confirming 2FA disable.
     InvalidPassword,
     /// 422: 2FA verify before any setup.
@@ -98,7 +91,9 @@ impl Error {
             | Error::InvalidTotpCode => 401,
             Error::ReauthenticationRequired | Error::AccountDisabled => 403,
             Error::TwoFactorAlreadyEnabled | Error::TwoFactorNotEnabled => 409,
-            Error::WrongTotpCode | Error::InvalidPassword | Error::TwoFactorNotSetUp => 422,
+            Error::InvalidTotpConfirmation | Error::InvalidPassword | Error::TwoFactorNotSetUp => {
+                422
+            }
             Error::RateLimited { .. } => 429,
             Error::SessionRequired | Error::InsufficientScope => 403,
             Error::NotFound => 404,
@@ -127,7 +122,7 @@ impl Error {
             Error::InvalidCredentials => "invalid_credentials",
             Error::InvalidRefreshToken => "invalid_refresh_token",
             Error::TotpRequired => "totp_required",
-            Error::InvalidTotpCode | Error::WrongTotpCode => "invalid_totp_code",
+            Error::InvalidTotpCode | Error::InvalidTotpConfirmation => "invalid_totp_code",
             Error::InvalidPassword => "invalid_password",
             Error::TwoFactorNotSetUp => "2fa_not_set_up",
             Error::ReauthenticationRequired => "reauthentication_required",
@@ -160,7 +155,7 @@ impl Error {
             Error::InvalidCredentials => "The email or password is incorrect.".into(),
             Error::InvalidRefreshToken => "The refresh token is invalid or expired.".into(),
             Error::TotpRequired => "This account needs a two-factor code: send totp_code.".into(),
-            Error::InvalidTotpCode | Error::WrongTotpCode => {
+            Error::InvalidTotpCode | Error::InvalidTotpConfirmation => {
                 "The two-factor code is wrong or was already used.".into()
             }
             Error::InvalidPassword => "The password is incorrect.".into(),
@@ -191,6 +186,16 @@ impl Error {
     /// A 422 with one field error.
     pub fn field(field: &'static str, code: &'static str) -> Self {
         Error::Validation(vec![FieldError { field, code }])
+    }
+}
+
+impl From<crate::crypto::password::HashError> for Error {
+    fn from(e: crate::crypto::password::HashError) -> Self {
+        use crate::crypto::password::HashError;
+        match e {
+            HashError::Busy { retry_after } => Error::Overloaded { retry_after },
+            HashError::Failed(why) => Error::Internal(why),
+        }
     }
 }
 
@@ -236,7 +241,7 @@ mod tests {
             (Error::TotpRequired, 401, "totp_required"),
             (Error::AccountDisabled, 403, "account_disabled"),
             (Error::InvalidTotpCode, 401, "invalid_totp_code"),
-            (Error::WrongTotpCode, 422, "invalid_totp_code"),
+            (Error::InvalidTotpConfirmation, 422, "invalid_totp_code"),
             (Error::InvalidPassword, 422, "invalid_password"),
             (Error::TwoFactorNotSetUp, 422, "2fa_not_set_up"),
             (

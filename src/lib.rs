@@ -8,11 +8,17 @@
 //! - [`app`]: build the state, run the accept loop, shut down gracefully.
 //! - [`http`]: the edge. Routing, bearer extraction, JSON bodies, wire types, error rendering,
 //!   and one handler module per resource.
-//! - [`service`]: use cases (register, login, refresh, sessions). No HTTP types.
-//! - [`domain`]: validated values and models (email, password policy, durations). No I/O.
+//! - [`service`]: use cases (register, login, refresh, sessions, limits). No HTTP types.
+//! - [`domain`]: validated values, models and the rules that change them (two-factor state,
+//!   refresh lineage, operator changes, client networks). No I/O.
 //! - [`crypto`]: scrypt on a bounded pool, EdDSA JWS, signing keys, randomness.
-//! - [`store`]: the only code that knows redb; use-case operations, each one transaction.
+//! - [`store`]: the only code that knows redb; use-case operations, each one transaction, in
+//!   domain types.
+//! - [`admin`]: the operator's side: a socket server beside the app, and the CLI's client.
 //! - [`config`], [`clock`], [`telemetry`], [`shutdown`], [`cli`]: the process around it.
+//!
+//! `docs/architecture.md` walks the one request path and says where a new endpoint, rule,
+//! table or backend goes.
 
 pub mod admin;
 pub mod app;

@@ -12,10 +12,33 @@ use scrypt::{Params, Scrypt};
 use tokio::sync::Semaphore;
 
 use crate::domain::password::Password;
-use crate::error::Error;
 use crate::secret::Secret;
 
 use super::random;
+
+/// Why hashing failed: every slot stayed busy for the queue timeout (the caller answers 503
+/// with the wait), or something that should not fail did (a bug or damage: 500).
+#[derive(Debug)]
+pub enum HashError {
+    /// No hashing slot came free in time.
+    Busy {
+        /// How long to suggest waiting.
+        retry_after: Duration,
+    },
+    /// The hash could not be computed or read; the text is for the log only.
+    Failed(String),
+}
+
+impl std::fmt::Display for HashError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HashError::Busy { .. } => f.write_str("every password-hashing slot is busy"),
+            HashError::Failed(why) => write!(f, "password hashing: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for HashError {}
 
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,13 +73,13 @@ impl PasswordHasher {
         p: u32,
         max_concurrent: usize,
         queue_timeout: Duration,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, HashError> {
         let params = Params::new(log_n, r, p, Params::RECOMMENDED_LEN)
-            .map_err(|e| Error::Internal(format!("scrypt parameters: {e}")))?;
+            .map_err(|e| HashError::Failed(format!("scrypt parameters: {e}")))?;
         let dummy_pw = Password::new(random::token());
         let dummy = run_blocking(move || hash_with(&params, &dummy_pw)).await??;
         let backup_params = Params::new(log_n.min(14), r, p, Params::RECOMMENDED_LEN)
-            .map_err(|e| Error::Internal(format!("scrypt parameters: {e}")))?;
+            .map_err(|e| HashError::Failed(format!("scrypt parameters: {e}")))?;
         Ok(Self {
             params,
             backup_params,
@@ -68,7 +91,7 @@ impl PasswordHasher {
     }
 
     /// Hash a new password into a PHC string.
-    pub async fn hash(&self, password: Password) -> Result<Secret, Error> {
+    pub async fn hash(&self, password: Password) -> Result<Secret, HashError> {
         let params = self.params;
         self.on_pool(move || hash_with(&params, &password).map(Secret::new))
             .await?
@@ -80,7 +103,7 @@ impl PasswordHasher {
         &self,
         password: Password,
         stored: Option<Secret>,
-    ) -> Result<Verified, Error> {
+    ) -> Result<Verified, HashError> {
         let params = self.params;
         let known = stored.is_some();
         let phc = stored.unwrap_or_else(|| Secret::new(self.dummy.to_string()));
@@ -98,7 +121,7 @@ impl PasswordHasher {
         &self,
         canonical: Vec<String>,
         salt: [u8; 16],
-    ) -> Result<Vec<[u8; 32]>, Error> {
+    ) -> Result<Vec<[u8; 32]>, HashError> {
         let params = self.backup_params;
         self.on_pool(move || {
             canonical
@@ -117,16 +140,16 @@ impl PasswordHasher {
     async fn on_pool<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, Error> {
+    ) -> Result<T, HashError> {
         let waiting = Waiting::new(&self.waiting);
         let acquired =
             tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
         drop(waiting);
         let permit = acquired
-            .map_err(|_| Error::Overloaded {
+            .map_err(|_| HashError::Busy {
                 retry_after: Duration::from_secs(2),
             })?
-            .map_err(|_| Error::Internal("hashing pool closed".into()))?;
+            .map_err(|_| HashError::Failed("hashing pool closed".into()))?;
         run_blocking(move || {
             let _slot = permit;
             work()
@@ -137,10 +160,10 @@ impl PasswordHasher {
 
 async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, Error> {
+) -> Result<T, HashError> {
     crate::blocking::run(work)
         .await
-        .map_err(|_| Error::Internal("blocking task cancelled".into()))
+        .map_err(|_| HashError::Failed("blocking task cancelled".into()))
 }
 
 /// Counts a request as waiting for a slot until dropped, also when its future is dropped
@@ -161,20 +184,20 @@ impl Drop for Waiting<'_> {
 }
 
 /// Hash synchronously with a fresh 128-bit salt.
-pub fn hash_with(params: &Params, password: &Password) -> Result<String, Error> {
+pub fn hash_with(params: &Params, password: &Password) -> Result<String, HashError> {
     let salt = SaltString::encode_b64(&random::bytes::<16>())
-        .map_err(|e| Error::Internal(format!("salt: {e}")))?;
+        .map_err(|e| HashError::Failed(format!("salt: {e}")))?;
     Scrypt
         .hash_password_customized(password.expose().as_bytes(), None, None, *params, &salt)
         .map(|h| h.to_string())
-        .map_err(|e| Error::Internal(format!("scrypt: {e}")))
+        .map_err(|e| HashError::Failed(format!("scrypt: {e}")))
 }
 
 /// Verify synchronously; also reports whether the stored parameters differ from `params`.
 /// A stored hash that is not a PHC string is damage, an error rather than a wrong password.
-pub fn verify_with(params: &Params, password: &Password, phc: &str) -> Result<Verified, Error> {
+pub fn verify_with(params: &Params, password: &Password, phc: &str) -> Result<Verified, HashError> {
     let parsed = PasswordHash::new(phc)
-        .map_err(|_| Error::Internal("stored password hash is not a PHC string".into()))?;
+        .map_err(|_| HashError::Failed("stored password hash is not a PHC string".into()))?;
     let ok = Scrypt
         .verify_password(password.expose().as_bytes(), &parsed)
         .is_ok();
@@ -247,7 +270,7 @@ mod tests {
             .hash(Password::new("another password".into()))
             .await
             .expect_err("pool is full");
-        assert!(matches!(err, Error::Overloaded { .. }));
+        assert!(matches!(err, HashError::Busy { .. }));
         drop(held);
         assert!(h
             .hash(Password::new("another password".into()))

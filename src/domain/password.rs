@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use zeroize::Zeroizing;
 
-use crate::error::FieldError;
+use super::types::FieldError;
 
 /// The most code points a password may have; also bounds the work one hash can be asked to do.
 pub const MAX_PASSWORD_CHARS: usize = 128;

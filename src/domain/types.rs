@@ -1,6 +1,13 @@
 //! Newtypes with one fallible `parse` each: an `Email` or a `DisplayName` that exists is valid.
 
-use crate::error::FieldError;
+/// A field-level validation failure, reported in a 422's `errors` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The request field, as the client spelled it.
+    pub field: &'static str,
+    /// Why: `required`, `too_short`, `too_long`, `invalid_format`, `password_too_common`, ...
+    pub code: &'static str,
+}
 
 /// A syntactically valid email address, trimmed. `key()` is its case-insensitive identity.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use crate::domain::types::{Company, DisplayName, Email};
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::state::AppState;
-use crate::store::{CreateOutcome, LoginOutcome, NewSession, NewUser};
+use crate::store::{CreateOutcome, NewSession, NewUser, StartOutcome};
 
 use super::guesses;
 use super::rate_limit::Bucket;
@@ -37,7 +37,7 @@ pub async fn register(
     client: ClientInfo,
 ) -> Result<(TokenPair, User), Error> {
     state
-        .limits
+        .rate_limiter
         .take(Bucket::Register, client.ip, state.now())?;
     let email_key = reg.email.key();
     // Spare the hash for a known email; `create_account` still decides under its transaction.
@@ -91,7 +91,9 @@ pub async fn login(
     totp_code: Option<Secret>,
     client: ClientInfo,
 ) -> Result<(TokenPair, User), Error> {
-    state.limits.take(Bucket::Login, client.ip, state.now())?;
+    state
+        .rate_limiter
+        .take(Bucket::Login, client.ip, state.now())?;
     if !password.within_max_length() {
         return Err(Error::InvalidCredentials);
     }
@@ -156,16 +158,16 @@ pub async fn login(
         .start_session(session, rehash, second_factor)
         .await?
     {
-        LoginOutcome::Started => guess.succeeded(),
-        LoginOutcome::SecondFactorSpent => {
+        StartOutcome::Started => guess.succeeded(),
+        StartOutcome::SecondFactorSpent => {
             guess.failed();
             return Err(Error::InvalidTotpCode);
         }
-        LoginOutcome::Disabled => {
+        StartOutcome::Disabled => {
             guess.failed();
             return Err(Error::AccountDisabled);
         }
-        LoginOutcome::TotpRequired => {
+        StartOutcome::TotpRequired => {
             guess.pending();
             return Err(Error::TotpRequired);
         }

@@ -13,7 +13,7 @@ use super::rate_limit::Bucket;
 /// Creating and revoking keys are durable writes; one session must not flood the database.
 fn write_allowed(state: &AppState, who: &SessionCaller) -> Result<(), Error> {
     state
-        .limits
+        .rate_limiter
         .take_for_account(Bucket::AccountWrites, &who.user.id, state.now())
 }
 
@@ -70,7 +70,7 @@ pub async fn list(state: &AppState, who: &SessionCaller) -> Result<Vec<ApiKey>, 
         .store
         .list_api_keys(who.user.id.clone(), state.now())
         .await?;
-    let pending = state.pending_key_usage(keys.iter().map(|k| k.hash));
+    let pending = state.key_usage.pending(keys.iter().map(|k| k.hash));
     for (key, used) in keys.iter_mut().zip(pending) {
         key.last_used_at = key.last_used_at.max(used);
     }

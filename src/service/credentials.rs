@@ -66,7 +66,7 @@ async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, Erro
     if user.disabled {
         return Err(Error::AccountDisabled);
     }
-    state.note_key_use(hash);
+    state.key_usage.note(hash, now);
     Ok(Principal {
         user: User::from(&user),
         credential: Credential::ApiKey {

@@ -51,12 +51,12 @@ fn start<'a>(
     known_networks_pass: bool,
 ) -> Result<Guess<'a>, Error> {
     let now = state.now();
-    state.limits.take(Bucket::Failures, ip, now)?;
+    state.rate_limiter.take(Bucket::Failures, ip, now)?;
     if let Some(user) = user {
         let known = known_networks_pass
             && ip.is_some_and(|ip| is_known_network(&user.login_networks, ip, now));
         if let Err(e) = state.account_lock.begin(&user.id, now, known) {
-            state.limits.give_back(Bucket::Failures, ip);
+            state.rate_limiter.give_back(Bucket::Failures, ip);
             return Err(e);
         }
     }
@@ -73,7 +73,7 @@ impl Guess<'_> {
         if let Some(id) = &self.user_id {
             self.state.account_lock.succeed(id);
         }
-        self.state.limits.give_back(Bucket::Failures, self.ip);
+        self.state.rate_limiter.give_back(Bucket::Failures, self.ip);
     }
 
     /// A right password still waiting for its code: not a failure, but not a success either.
@@ -81,7 +81,7 @@ impl Guess<'_> {
         if let Some(id) = &self.user_id {
             self.state.account_lock.undo(id);
         }
-        self.state.limits.give_back(Bucket::Failures, self.ip);
+        self.state.rate_limiter.give_back(Bucket::Failures, self.ip);
     }
 
     /// It was wrong; it stays counted.

@@ -27,7 +27,7 @@ pub async fn metrics(state: &AppState, format: crate::metrics::Format) -> Result
     let (users, sessions, api_keys) = state.store.counts().await?;
     let db_bytes = std::fs::metadata(state.config.db_path()).map_or(0, |m| m.len());
     let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let tracked = u64::try_from(state.limits.tracked()).unwrap_or(u64::MAX);
+    let tracked = u64::try_from(state.rate_limiter.tracked()).unwrap_or(u64::MAX);
     let now = crate::metrics::Snapshot {
         hash_queue: state.hasher.queue_depth(),
         sessions: as_i64(sessions),

@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod credentials;
 pub mod guesses;
 pub mod health;
+pub mod key_usage;
 pub mod lockout;
 pub mod rate_limit;
 pub mod sessions;

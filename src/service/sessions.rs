@@ -30,7 +30,7 @@ pub async fn revoke(state: &AppState, who: &SessionCaller, session_id: &str) -> 
     let current = &who.session_id;
     // Each revoke is a durable write; one session must not flood the database.
     state
-        .limits
+        .rate_limiter
         .take_for_account(Bucket::AccountWrites, &who.user.id, state.now())?;
     if state
         .store

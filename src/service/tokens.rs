@@ -1,5 +1,6 @@
 //! Issuing token pairs and rotating refresh tokens (with reuse detection and the optional grace).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::clock::UnixTime;
@@ -49,6 +50,35 @@ pub(crate) fn access_token(
     Secret::new(jwt::sign(&claims, state.keyring().active()))
 }
 
+/// Successor pairs handed out recently, by the SHA-256 of the token they replaced; each lives
+/// for `tokens.refresh_reuse_grace`, in memory only. Guarded by the refresh lock in `AppState`.
+#[derive(Debug, Default)]
+pub struct GraceCache {
+    entries: HashMap<[u8; 32], (TokenPair, UnixTime)>,
+}
+
+impl GraceCache {
+    /// Keep `pair` as the successor of `predecessor` until `until`, and drop what has lapsed.
+    fn remember(
+        &mut self,
+        predecessor: [u8; 32],
+        pair: &TokenPair,
+        now: UnixTime,
+        until: UnixTime,
+    ) {
+        self.entries.retain(|_, (_, end)| *end >= now);
+        self.entries.insert(predecessor, (pair.clone(), until));
+    }
+
+    /// The successor of `predecessor`, while its grace lasts.
+    fn successor(&self, predecessor: &[u8; 32], now: UnixTime) -> Option<TokenPair> {
+        match self.entries.get(predecessor) {
+            Some((pair, until)) if *until >= now => Some(pair.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// Whether a string could be one of our refresh tokens: 43 base64url characters. Anything else is
 /// refused without touching the store.
 fn well_formed(token: &str) -> bool {
@@ -68,7 +98,9 @@ pub async fn refresh(
     // Only refused tokens count against the client: a valid refresh token is never refused
     // because of what other clients behind the same address did.
     if matches!(result, Err(Error::InvalidRefreshToken)) {
-        state.limits.take(Bucket::Refresh, client_ip, state.now())?;
+        state
+            .rate_limiter
+            .take(Bucket::Refresh, client_ip, state.now())?;
     }
     result
 }
@@ -122,19 +154,16 @@ async fn rotate(
                 refresh_token: new_token,
             };
             if grace > 0 {
-                cache.entries.retain(|_, (_, until)| *until >= now);
-                cache
-                    .entries
-                    .insert(presented_hash, (pair.clone(), now + grace));
+                cache.remember(presented_hash, &pair, now, now + grace);
             }
             Ok(pair)
         }
-        Rotation::WithinGrace { session_id } => match cache.entries.get(&presented_hash) {
-            Some((pair, until)) if *until >= now => Ok(pair.clone()),
+        Rotation::WithinGrace { session_id } => match cache.successor(&presented_hash, now) {
+            Some(pair) => Ok(pair),
             // The successor was made before a restart; refuse without ending the session.
-            _ => {
+            None => {
                 tracing::info!(
-                    session_id,
+                    session_id = %session_id,
                     "rotated-out refresh token within grace but successor not in memory"
                 );
                 Err(Error::InvalidRefreshToken)

@@ -77,7 +77,7 @@ pub async fn setup(
     }
     // Each setup is a durable write; one session must not be able to flood the database.
     state
-        .limits
+        .rate_limiter
         .take_for_account(Bucket::AccountWrites, &user.id, state.now())?;
     let secret = totp::new_secret();
     let b32 = totp::encode_secret(&secret);
@@ -117,7 +117,7 @@ pub async fn verify(
     let guess = guesses::begin(state, &user, ip)?;
     let Some(step) = totp::matching_step(pending.expose(), code.expose(), now, None) else {
         guess.failed();
-        return Err(Error::WrongTotpCode);
+        return Err(Error::InvalidTotpConfirmation);
     };
     let codes = backup_codes::generate();
     let canonical = codes
@@ -150,7 +150,7 @@ pub async fn verify(
         // A newer setup replaced the secret this code was for.
         EnableOutcome::PendingChanged => {
             guess.failed();
-            Err(Error::WrongTotpCode)
+            Err(Error::InvalidTotpConfirmation)
         }
     }
 }
@@ -181,7 +181,7 @@ pub async fn disable(
     let Some(used) = check_code(state, &user, code.expose()).await? else {
         guess.failed();
         tracing::info!(user_id = %user.id, session_id = %session_id, client = ip.map(tracing::field::display), "2FA disable: wrong code");
-        return Err(Error::WrongTotpCode);
+        return Err(Error::InvalidTotpConfirmation);
     };
     match state.store.disable_totp(user.id.clone(), used).await? {
         DisableOutcome::Disabled => {
@@ -195,7 +195,7 @@ pub async fn disable(
         }
         DisableOutcome::CodeSpent => {
             guess.failed();
-            Err(Error::WrongTotpCode)
+            Err(Error::InvalidTotpConfirmation)
         }
     }
 }

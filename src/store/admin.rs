@@ -10,9 +10,9 @@ use redb::{
 use crate::domain::account::{Account, AccountChange};
 
 use super::records::decode_user;
+use super::rows::{get_user, put_user};
 use super::schema;
 use super::sessions::delete_sessions_where;
-use super::users::{get_user, put_user};
 use super::{Changed, Store, StoreError};
 
 impl Store {
@@ -157,6 +157,48 @@ fn check_contents(tx: &ReadTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The current database held open so that nothing else (a server) can open it meanwhile;
+/// dropping it lets go.
+pub struct HeldDatabase {
+    // Never read: holding it open is the point.
+    _db: Database,
+}
+
+impl std::fmt::Debug for HeldDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeldDatabase")
+    }
+}
+
+/// Open the database at `db`, if there is one, to hold its lock; never through a symlink or a
+/// second name, because redb writes to what it opens (a repair, a header into an empty file)
+/// and restore runs as root.
+pub fn hold_database(db: &Path) -> Result<Option<HeldDatabase>, String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(db)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot open {}: {e}", db.display())),
+    };
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() || meta.nlink() != 1 {
+        return Err(format!(
+            "{} is not a plain file with one name; move it away first",
+            db.display()
+        ));
+    }
+    let backend = redb::backends::FileBackend::new(file).map_err(|e| e.to_string())?;
+    redb::Builder::new()
+        .create_with_backend(backend)
+        .map(|db| Some(HeldDatabase { _db: db }))
+        .map_err(|e| format!("the current database is in use: {e}"))
+}
+
 fn copy_all(src: &ReadTransaction, out: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
@@ -167,18 +209,31 @@ fn copy_all(src: &ReadTransaction, out: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Setup(format!("cannot create {}: {e}", out.display())))?;
     let dst = Database::create(out)?;
     let tx = dst.begin_write()?;
-    copy(src, &tx, schema::META)?;
-    copy(src, &tx, schema::USERS)?;
-    copy(src, &tx, schema::USERS_BY_EMAIL)?;
-    copy(src, &tx, schema::SESSIONS)?;
-    copy_multi(src, &tx, schema::USER_SESSIONS)?;
-    copy(src, &tx, schema::REFRESH_TOKENS)?;
-    copy(src, &tx, schema::SIGNING_KEYS)?;
-    copy(src, &tx, schema::API_KEYS)?;
-    copy(src, &tx, schema::API_KEYS_BY_ID)?;
-    copy_multi(src, &tx, schema::API_KEYS_BY_USER)?;
+    schema::each_table(&mut Copy { src, dst: &tx })?;
     tx.commit()?;
     Ok(())
+}
+
+/// Copies every row of each table from a snapshot into the backup being written.
+struct Copy<'a> {
+    src: &'a ReadTransaction,
+    dst: &'a WriteTransaction,
+}
+
+impl schema::EachTable for Copy<'_> {
+    fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &mut self,
+        def: TableDefinition<K, V>,
+    ) -> Result<(), StoreError> {
+        copy(self.src, self.dst, def)
+    }
+
+    fn multimap<K: redb::Key + 'static, V: redb::Key + 'static>(
+        &mut self,
+        def: MultimapTableDefinition<K, V>,
+    ) -> Result<(), StoreError> {
+        copy_multi(self.src, self.dst, def)
+    }
 }
 
 fn copy<K: redb::Key + 'static, V: redb::Value + 'static>(

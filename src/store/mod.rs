@@ -9,6 +9,7 @@ mod admin;
 mod api_keys;
 mod keys;
 mod records;
+mod rows;
 mod schema;
 mod sessions;
 mod two_factor;
@@ -21,12 +22,12 @@ use std::sync::Arc;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
-pub use admin::{check_backup, check_backup_file};
+pub use admin::{check_backup, check_backup_file, hold_database, HeldDatabase};
 pub use api_keys::KeyCreateOutcome;
 pub use keys::StoredKey;
 pub use sessions::{NewSession, Rotation};
 pub use two_factor::{DisableOutcome, EnableOutcome, SetupOutcome};
-pub use users::{CreateOutcome, LoginOutcome, NewUser};
+pub use users::{CreateOutcome, NewUser, StartOutcome};
 
 /// Why the store failed. A missing row is never an error (`Ok(None)`), and a failure is never a
 /// missing row: an auth decision must not mistake a broken database for an unknown user.
@@ -172,16 +173,8 @@ impl Store {
                     meta.insert("schema_version", schema::SCHEMA_VERSION)?;
                 }
             }
-            tx.open_table(schema::USERS)?;
-            tx.open_table(schema::USERS_BY_EMAIL)?;
-            tx.open_table(schema::SESSIONS)?;
-            tx.open_multimap_table(schema::USER_SESSIONS)?;
-            tx.open_table(schema::REFRESH_TOKENS)?;
-            tx.open_table(schema::SIGNING_KEYS)?;
-            tx.open_table(schema::API_KEYS)?;
-            tx.open_table(schema::API_KEYS_BY_ID)?;
-            tx.open_multimap_table(schema::API_KEYS_BY_USER)?;
         }
+        schema::each_table(&mut Create(&tx))?;
         tx.commit()?;
         Ok(())
     }
@@ -249,6 +242,27 @@ impl Store {
         })
         .await
         .map_err(|_| StoreError::Cancelled)?
+    }
+}
+
+/// Creates each table that does not exist yet, so every later transaction finds all of them.
+struct Create<'a>(&'a WriteTransaction);
+
+impl schema::EachTable for Create<'_> {
+    fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &mut self,
+        def: redb::TableDefinition<K, V>,
+    ) -> Result<(), StoreError> {
+        self.0.open_table(def)?;
+        Ok(())
+    }
+
+    fn multimap<K: redb::Key + 'static, V: redb::Key + 'static>(
+        &mut self,
+        def: redb::MultimapTableDefinition<K, V>,
+    ) -> Result<(), StoreError> {
+        self.0.open_multimap_table(def)?;
+        Ok(())
     }
 }
 

@@ -1,13 +1,15 @@
 //! Every redb table in one place, and the schema version the code understands.
 
-use redb::{MultimapTableDefinition, TableDefinition};
+use redb::{Key, MultimapTableDefinition, TableDefinition, Value};
+
+use super::StoreError;
 
 /// The schema this build reads and writes. Opening a file with a newer one is refused.
 pub const SCHEMA_VERSION: u64 = 2;
 
 /// `schema_version` and other single values.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// user id -> CBOR `UserRecord`.
+/// user id -> CBOR `UserRecord` (see `records`).
 pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 /// lowercased email -> user id; uniqueness of emails lives here.
 pub const USERS_BY_EMAIL: TableDefinition<&str, &str> = TableDefinition::new("users_by_email");
@@ -31,3 +33,32 @@ pub const API_KEYS_BY_ID: TableDefinition<&str, &[u8]> = TableDefinition::new("a
 /// user id -> key ids.
 pub const API_KEYS_BY_USER: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("api_keys_by_user");
+
+/// Something done to every table alike: opening it at start, copying it into a backup.
+pub(super) trait EachTable {
+    /// A plain table.
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &mut self,
+        def: TableDefinition<K, V>,
+    ) -> Result<(), StoreError>;
+    /// A multimap table.
+    fn multimap<K: Key + 'static, V: Key + 'static>(
+        &mut self,
+        def: MultimapTableDefinition<K, V>,
+    ) -> Result<(), StoreError>;
+}
+
+/// Visit every table of the schema: the one list of them, so a new table cannot be opened at
+/// start and then left out of backups.
+pub(super) fn each_table(v: &mut impl EachTable) -> Result<(), StoreError> {
+    v.table(META)?;
+    v.table(USERS)?;
+    v.table(USERS_BY_EMAIL)?;
+    v.table(SESSIONS)?;
+    v.multimap(USER_SESSIONS)?;
+    v.table(REFRESH_TOKENS)?;
+    v.table(SIGNING_KEYS)?;
+    v.table(API_KEYS)?;
+    v.table(API_KEYS_BY_ID)?;
+    v.multimap(API_KEYS_BY_USER)
+}

@@ -267,7 +267,7 @@ impl Store {
                 return Ok((Rotation::Unknown, Changed::Yes));
             }
             // A session that outlived a disable (a login racing it) ends here.
-            if super::users::get_user(tx, &s.user_id)?.disabled {
+            if super::rows::get_user(tx, &s.user_id)?.disabled {
                 delete_session(tx, &s)?;
                 return Ok((Rotation::Unknown, Changed::Yes));
             }
@@ -385,7 +385,7 @@ mod tests {
         let s = new_session("ses-1", 1, 100);
         store
             .write(move |tx| {
-                super::super::users::put_user(tx, &test_user())?;
+                super::super::rows::put_user(tx, &test_user())?;
                 insert_session(tx, s)
             })
             .await

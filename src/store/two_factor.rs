@@ -5,8 +5,8 @@ use crate::domain::account::{Account, EnableRefused, SecondFactorUse};
 use crate::secret::SecretBytes;
 
 use super::records::decode_user;
+use super::rows::{get_user, put_user};
 use super::sessions::delete_sessions_where;
-use super::users::{get_user, put_user};
 use super::{Changed, Store, StoreError};
 
 /// Result of storing a pending secret.

@@ -1,13 +1,14 @@
 //! Accounts: creation with the email index, lookup by email, and the login write.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 
 use crate::clock::UnixTime;
 use crate::secret::Secret;
 
 use crate::domain::account::{Account, SecondFactorUse, TwoFactor};
 
-use super::records::{decode_user, encode_user};
+use super::records::decode_user;
+use super::rows::{get_user, put_user};
 use super::schema::{USERS, USERS_BY_EMAIL};
 use super::sessions::{insert_session, NewSession};
 use super::{Changed, Store, StoreError};
@@ -114,20 +115,20 @@ impl Store {
         session: NewSession,
         rehash: Option<Secret>,
         second_factor: Option<SecondFactorUse>,
-    ) -> Result<LoginOutcome, StoreError> {
+    ) -> Result<StartOutcome, StoreError> {
         self.write_if_changed(move |tx| {
             let mut user = get_user(tx, &session.user_id)?;
             // An operator may have disabled the account while this login was hashing.
             if user.disabled {
-                return Ok((LoginOutcome::Disabled, Changed::No));
+                return Ok((StartOutcome::Disabled, Changed::No));
             }
             match &second_factor {
                 // 2FA went on after this login read the account: it must not slip through.
                 None if user.two_factor.enabled => {
-                    return Ok((LoginOutcome::TotpRequired, Changed::No));
+                    return Ok((StartOutcome::TotpRequired, Changed::No));
                 }
                 Some(used) if !user.two_factor.spend(used) => {
-                    return Ok((LoginOutcome::SecondFactorSpent, Changed::No));
+                    return Ok((StartOutcome::SecondFactorSpent, Changed::No));
                 }
                 _ => {}
             }
@@ -137,7 +138,7 @@ impl Store {
             remember_network(&mut user, &session);
             put_user(tx, &user)?;
             insert_session(tx, session)?;
-            Ok((LoginOutcome::Started, Changed::Yes))
+            Ok((StartOutcome::Started, Changed::Yes))
         })
         .await
     }
@@ -145,7 +146,7 @@ impl Store {
 
 /// Result of opening a session at login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginOutcome {
+pub enum StartOutcome {
     /// Committed.
     Started,
     /// Another request used the same TOTP step or backup code first; nothing was written.
@@ -156,7 +157,6 @@ pub enum LoginOutcome {
     Disabled,
 }
 
-/// The user with this id; a dangling reference to a missing user is damage.
 /// A completed login makes its client network known to the account lock.
 fn remember_network(user: &mut Account, session: &NewSession) {
     if let Some(network) = &session.network {
@@ -166,18 +166,4 @@ fn remember_network(user: &mut Account, session: &NewSession) {
             session.now,
         );
     }
-}
-
-pub(super) fn get_user(tx: &WriteTransaction, id: &str) -> Result<Account, StoreError> {
-    let users = tx.open_table(USERS)?;
-    let Some(bytes) = users.get(id)? else {
-        return Err(StoreError::Corrupt(format!("missing user {id}")));
-    };
-    decode_user(bytes.value())
-}
-
-pub(super) fn put_user(tx: &WriteTransaction, user: &Account) -> Result<(), StoreError> {
-    tx.open_table(USERS)?
-        .insert(user.id.as_str(), encode_user(user)?.as_slice())?;
-    Ok(())
 }
