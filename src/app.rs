@@ -11,14 +11,16 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::password::PasswordHasher;
 use crate::error::Error;
-use crate::http::connections::{self, Lifetime, PerAddress};
+use crate::http::connections::{self, Lifetime, PerAddress, Slot};
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
@@ -133,16 +135,9 @@ impl App {
     /// Accept connections on `listener` until `shutdown` resolves, then stop accepting, let
     /// in-flight requests finish for up to `limits.shutdown_grace`, and return.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let limits = &self.state.config.limits;
-        let slots = Arc::new(Semaphore::new(limits.max_connections));
+        let gate = Gate::new(&self.state.config).await;
+        let http = http_builder(&self.state.config.limits);
         let graceful = GracefulShutdown::new();
-        let mut http = http1::Builder::new();
-        // hyper runs the header timer from the moment it waits for a request, so it also closes
-        // idle keep-alive connections: the idle limit is the smaller of the two settings.
-        http.timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout.min(limits.idle_timeout))
-            .keep_alive(true)
-            .max_buf_size(limits.max_header_bytes);
         tokio::pin!(shutdown);
         let flusher = tokio::spawn(flush_key_usage_periodically(self.state.clone()));
         let admin_path = crate::admin::socket_path(&self.state.config);
@@ -150,15 +145,6 @@ impl App {
             self.state.clone(),
             admin_path.clone(),
         ));
-        let per_address = PerAddress::new(&self.state.config);
-        let full = connections::refusal(&Error::Overloaded {
-            retry_after: Duration::from_secs(1),
-        })
-        .await;
-        let too_many = connections::refusal(&Error::RateLimited {
-            retry_after: Duration::from_secs(1),
-        })
-        .await;
         loop {
             let (stream, peer) = tokio::select! {
                 r = listener.accept() => match r {
@@ -172,44 +158,30 @@ impl App {
                 },
                 () = &mut shutdown => break,
             };
-            // At a cap the client hears so at once (the socket's send buffer is empty, so the
-            // write does not block) instead of waiting unanswered in the backlog.
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(client = %peer.ip(), limit = "max_connections", "connection refused");
-                let _ = stream.try_write(&full);
-                continue;
-            };
-            let Some(address_slot) = per_address.admit(peer.ip()) else {
-                tracing::info!(client = %peer.ip(), limit = "max_connections_per_address", "connection refused");
-                let _ = stream.try_write(&too_many);
-                continue;
-            };
-            let state = self.state.clone();
-            let lifetime = Arc::new(Lifetime::new(&state.config));
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                let lifetime = lifetime.clone();
-                async move {
-                    let mut resp = crate::http::serve_request(state, req, peer).await;
-                    if lifetime.last_request() {
-                        resp.headers_mut().insert(
-                            hyper::header::CONNECTION,
-                            hyper::header::HeaderValue::from_static("close"),
-                        );
+            if let Some(slots) = gate.admit(&stream, peer) {
+                let conn = serve_connection(&self.state, &http, stream, peer);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
                     }
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-                drop((slot, address_slot));
-            });
+                    drop(slots);
+                });
+            }
         }
         self.state.draining.store(true, Ordering::Relaxed);
         drop(listener);
+        self.drain(graceful).await;
+        flusher.abort();
+        admin.abort();
+        let _ = std::fs::remove_file(&admin_path);
+        if let Err(e) = self.state.key_usage.flush(&self.state.store).await {
+            tracing::error!(error = %e, "could not record API key usage at shutdown");
+        }
+    }
+
+    /// Let in-flight requests finish, for up to `limits.shutdown_grace`.
+    async fn drain(&self, graceful: GracefulShutdown) {
         tracing::info!("shutting down: no longer accepting connections");
         let grace = self.state.config.limits.shutdown_grace;
         if tokio::time::timeout(grace, graceful.shutdown())
@@ -221,12 +193,82 @@ impl App {
                 "shutdown grace elapsed with requests still in flight"
             );
         }
-        flusher.abort();
-        admin.abort();
-        let _ = std::fs::remove_file(&admin_path);
-        if let Err(e) = self.state.key_usage.flush(&self.state.store).await {
-            tracing::error!(error = %e, "could not record API key usage at shutdown");
+    }
+}
+
+/// hyper's connection settings. hyper runs the header timer from the moment it waits for a
+/// request, so it also closes idle keep-alive connections: the idle limit is the smaller of the
+/// two settings.
+fn http_builder(limits: &crate::config::LimitsConfig) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout.min(limits.idle_timeout))
+        .keep_alive(true)
+        .max_buf_size(limits.max_header_bytes);
+    http
+}
+
+/// One connection: every request through `http::serve_request`, and `Connection: close` on the
+/// last one its lifetime allows.
+fn serve_connection(
+    state: &Arc<AppState>,
+    http: &http1::Builder,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error> + Send + 'static {
+    let state = state.clone();
+    let lifetime = Arc::new(Lifetime::new(&state.config));
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        let lifetime = lifetime.clone();
+        async move {
+            let mut resp = crate::http::serve_request(state, req, peer).await;
+            if lifetime.last_request() {
+                resp.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+            }
+            Ok::<_, Infallible>(resp)
         }
+    });
+    http.serve_connection(TokioIo::new(stream), service)
+}
+
+/// Who gets a connection slot: the global cap and the per-client cap, each refused at once with
+/// a complete response rather than left waiting in the backlog.
+struct Gate {
+    slots: Arc<Semaphore>,
+    per_address: Arc<PerAddress>,
+    full: Vec<u8>,
+    too_many: Vec<u8>,
+}
+
+impl Gate {
+    async fn new(config: &Config) -> Self {
+        let wait = Duration::from_secs(1);
+        Gate {
+            slots: Arc::new(Semaphore::new(config.limits.max_connections)),
+            per_address: PerAddress::new(config),
+            full: connections::refusal(&Error::Overloaded { retry_after: wait }).await,
+            too_many: connections::refusal(&Error::RateLimited { retry_after: wait }).await,
+        }
+    }
+
+    /// The slots a new connection holds until it ends, or `None` once it has been refused (the
+    /// socket's send buffer is empty, so the refusal's write does not block).
+    fn admit(&self, stream: &TcpStream, peer: SocketAddr) -> Option<(OwnedSemaphorePermit, Slot)> {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            tracing::warn!(client = %peer.ip(), limit = "max_connections", "connection refused");
+            let _ = stream.try_write(&self.full);
+            return None;
+        };
+        let Some(address_slot) = self.per_address.admit(peer.ip()) else {
+            tracing::info!(client = %peer.ip(), limit = "max_connections_per_address", "connection refused");
+            let _ = stream.try_write(&self.too_many);
+            return None;
+        };
+        Some((slot, address_slot))
     }
 }
 

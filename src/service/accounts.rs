@@ -104,50 +104,21 @@ pub async fn login(
     // Counted from its start, per client and per account; a locked account answers 429
     // whatever the password, so the lock reveals nothing about it.
     let guess = guesses::begin_login(state, record.as_ref(), client.ip)?;
-    let verified = state
-        .hasher
-        .verify(
-            password.clone(),
-            record.as_ref().map(|r| r.password_hash.clone()),
-        )
-        .await?;
-    let record = match record {
-        Some(record) if verified.ok => record,
-        other => {
-            guess.failed();
-            let user_id = other.as_ref().map(|r| r.id.as_str());
-            tracing::info!(
-                user_id = user_id.map(tracing::field::display),
-                client = client.ip.map(tracing::field::display),
-                reason = "invalid_credentials",
-                "login failed"
-            );
-            return Err(Error::InvalidCredentials);
-        }
-    };
-    if record.disabled {
-        guess.failed();
-        tracing::info!(user_id = %record.id, client = client.ip.map(tracing::field::display), reason = "account_disabled", "login failed");
-        return Err(Error::AccountDisabled);
-    }
+    guess.settle(check_and_open(state, record, password, totp_code, client).await)
+}
+
+/// The password, then the second factor, then a session opened in one transaction that
+/// re-checks what the account may have changed meanwhile.
+async fn check_and_open(
+    state: &AppState,
+    record: Option<Account>,
+    password: Password,
+    totp_code: Option<Secret>,
+    client: ClientInfo,
+) -> Result<(TokenPair, User), Error> {
+    let (record, rehash) = check_password(state, record, password, &client).await?;
     let second_factor = if record.two_factor.enabled {
-        match second_factor(state, &record, totp_code, &client).await {
-            // A right password still waiting for its code is not a failure.
-            Err(Error::TotpRequired) => {
-                guess.pending();
-                return Err(Error::TotpRequired);
-            }
-            Err(e) => {
-                guess.failed();
-                return Err(e);
-            }
-            Ok(used) => Some(used),
-        }
-    } else {
-        None
-    };
-    let rehash = if verified.needs_rehash {
-        Some(state.hasher.hash(password).await?)
+        Some(second_factor(state, &record, totp_code, &client).await?)
     } else {
         None
     };
@@ -158,19 +129,10 @@ pub async fn login(
         .start_session(session, rehash, second_factor)
         .await?
     {
-        StartOutcome::Started => guess.succeeded(),
-        StartOutcome::SecondFactorSpent => {
-            guess.failed();
-            return Err(Error::InvalidTotpCode);
-        }
-        StartOutcome::Disabled => {
-            guess.failed();
-            return Err(Error::AccountDisabled);
-        }
-        StartOutcome::TotpRequired => {
-            guess.pending();
-            return Err(Error::TotpRequired);
-        }
+        StartOutcome::Started => {}
+        StartOutcome::SecondFactorSpent => return Err(Error::InvalidTotpCode),
+        StartOutcome::Disabled => return Err(Error::AccountDisabled),
+        StartOutcome::TotpRequired => return Err(Error::TotpRequired),
     }
     tracing::info!(user_id = %record.id, session_id = %session_id, client = client.ip.map(tracing::field::display), "login succeeded");
     let pair = TokenPair {
@@ -178,6 +140,44 @@ pub async fn login(
         refresh_token,
     };
     Ok((pair, User::from(&record)))
+}
+
+/// The account, if the password is its own and it is enabled, and the password re-hashed when
+/// the configured cost changed. An unknown email spends one hash like a wrong password.
+async fn check_password(
+    state: &AppState,
+    record: Option<Account>,
+    password: Password,
+    client: &ClientInfo,
+) -> Result<(Account, Option<Secret>), Error> {
+    let stored = record.as_ref().map(|r| r.password_hash.clone());
+    let verified = state.hasher.verify(password.clone(), stored).await?;
+    let client_ip = client.ip.map(tracing::field::display);
+    let record = match record {
+        Some(record) if verified.ok => record,
+        other => {
+            let user_id = other
+                .as_ref()
+                .map(|r| tracing::field::display(r.id.clone()));
+            tracing::info!(
+                user_id,
+                client = client_ip,
+                reason = "invalid_credentials",
+                "login failed"
+            );
+            return Err(Error::InvalidCredentials);
+        }
+    };
+    if record.disabled {
+        tracing::info!(user_id = %record.id, client = client_ip, reason = "account_disabled", "login failed");
+        return Err(Error::AccountDisabled);
+    }
+    let rehash = if verified.needs_rehash {
+        Some(state.hasher.hash(password).await?)
+    } else {
+        None
+    };
+    Ok((record, rehash))
 }
 
 /// The second step of a login with two-factor authentication on, after a right password: no

@@ -86,4 +86,15 @@ impl Guess<'_> {
 
     /// It was wrong; it stays counted.
     pub fn failed(self) {}
+
+    /// Settle the guess by the outcome of the attempt it started: success takes the count back,
+    /// `totp_required` (a right password waiting for its code) is no failure, anything else is.
+    pub fn settle<T>(self, outcome: Result<T, Error>) -> Result<T, Error> {
+        match &outcome {
+            Ok(_) => self.succeeded(),
+            Err(Error::TotpRequired) => self.pending(),
+            Err(_) => self.failed(),
+        }
+        outcome
+    }
 }
