@@ -1,6 +1,21 @@
-//! The store: the only code that knows redb. Its public surface is use-case operations (create an
-//! account, rotate a refresh token, ...), each one transaction run on the blocking pool, so that
-//! another backend could replace it without touching services or handlers.
+//! The store: the only code that knows redb, speaking domain types (`Account`, `Session`,
+//! `ApiKey`, ...) and never its records, which stay private to it.
+//!
+//! **The use-case API** — what a second backend implements, each operation one transaction
+//! that applies the domain's rules inside it and is durable when it returns `Ok`:
+//! - accounts (`users.rs`): `email_taken`, `user_by_email`, `create_account`, `start_session`;
+//! - two-factor state (`two_factor.rs`): `user_by_id`, `set_pending_totp`, `enable_totp`,
+//!   `disable_totp`;
+//! - sessions (`sessions.rs`): `session_with_user`, `refresh_token_known`, `rotate_refresh`,
+//!   `revoke_session`, `list_sessions`;
+//! - API keys (`api_keys.rs`): `api_key_with_user`, `create_api_key`, `list_api_keys`,
+//!   `revoke_api_key`, `record_api_key_use`;
+//! - signing keys (`keys.rs`): `signing_keys_or_create`, `rotate_signing_key`;
+//! - operator use cases (`admin.rs`): `list_users`, `change_user`.
+//!
+//! Operator maintenance — backup, checking a file before a restore, holding the database during
+//! one, counts and the schema version — lives apart in `maintenance.rs`; the redb specifics of
+//! opening, migrating and transactions live here.
 //!
 //! Durability is redb's default (`Immediate`): when an operation returns `Ok`, its commit is on
 //! disk, so a 2xx sent after it survives a crash.
@@ -8,6 +23,7 @@
 mod admin;
 mod api_keys;
 mod keys;
+mod maintenance;
 mod records;
 mod rows;
 mod schema;
@@ -22,9 +38,9 @@ use std::sync::Arc;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
-pub use admin::{check_backup, check_backup_file, hold_database, HeldDatabase};
 pub use api_keys::KeyCreateOutcome;
 pub use keys::StoredKey;
+pub use maintenance::{check_backup, check_backup_file, hold_database, HeldDatabase};
 pub use sessions::{NewSession, Rotation};
 pub use two_factor::{DisableOutcome, EnableOutcome, SetupOutcome};
 pub use users::{CreateOutcome, NewUser, StartOutcome};
@@ -177,28 +193,6 @@ impl Store {
         schema::each_table(&mut Create(&tx))?;
         tx.commit()?;
         Ok(())
-    }
-
-    /// The schema version recorded in the file.
-    pub async fn schema_version(&self) -> Result<u64, StoreError> {
-        self.read(|tx| {
-            let meta = tx.open_table(schema::META)?;
-            Ok(meta.get("schema_version")?.map_or(0, |v| v.value()))
-        })
-        .await
-    }
-
-    /// How many users, sessions and API keys are stored.
-    pub async fn counts(&self) -> Result<(u64, u64, u64), StoreError> {
-        use redb::ReadableTableMetadata;
-        self.read(|tx| {
-            Ok((
-                tx.open_table(schema::USERS)?.len()?,
-                tx.open_table(schema::SESSIONS)?.len()?,
-                tx.open_table(schema::API_KEYS)?.len()?,
-            ))
-        })
-        .await
     }
 
     /// Run one read transaction on the blocking pool.
