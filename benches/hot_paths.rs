@@ -10,18 +10,18 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use cloudheed_auth::clock::{Clock, SystemClock, UnixTime};
-use cloudheed_auth::crypto::api_key;
-use cloudheed_auth::crypto::jwt::{self, Claims};
-use cloudheed_auth::crypto::keys::{KeyPair, Keyring};
-use cloudheed_auth::crypto::password::hash_with;
-use cloudheed_auth::crypto::random;
-use cloudheed_auth::domain::models::{ClientInfo, Credential};
-use cloudheed_auth::domain::password::Password;
-use cloudheed_auth::domain::types::{Company, DisplayName, Email, KeyName, Scopes};
-use cloudheed_auth::service::accounts::{self, Registration};
-use cloudheed_auth::service::api_keys::{self, KeyRequest};
-use cloudheed_auth::service::credentials;
-use cloudheed_auth::store::{CreateOutcome, NewSession, NewUser, Rotation, Store};
+use cloudheed_auth::testing::crypto::api_key;
+use cloudheed_auth::testing::crypto::jwt::{self, Claims};
+use cloudheed_auth::testing::crypto::keys::{KeyPair, Keyring};
+use cloudheed_auth::testing::crypto::password::hash_with;
+use cloudheed_auth::testing::crypto::random;
+use cloudheed_auth::testing::domain::models::{ClientInfo, Credential};
+use cloudheed_auth::testing::domain::password::Password;
+use cloudheed_auth::testing::domain::types::{Company, DisplayName, Email, KeyName, Scopes};
+use cloudheed_auth::testing::service::accounts::{self, Registration};
+use cloudheed_auth::testing::service::api_keys::{self, KeyRequest};
+use cloudheed_auth::testing::service::credentials;
+use cloudheed_auth::testing::store::{CreateOutcome, NewSession, NewUser, Rotation, Store};
 use cloudheed_auth::{App, Config};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use tokio::runtime::Runtime;
@@ -124,7 +124,7 @@ fn fixture(rt: &Runtime) -> Fixture {
         company: None,
         plan: "free".into(),
         // The store never looks inside the hash; a real PHC string keeps the record realistic.
-        password_hash: cloudheed_auth::secret::Secret::new(
+        password_hash: cloudheed_auth::testing::secret::Secret::new(
             "$scrypt$ln=17,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$\
              aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
                 .into(),
@@ -292,7 +292,7 @@ fn verify(c: &mut Criterion) {
 /// One per-client limit check, with 1,000 clients tracked and after 300,000 distinct clients
 /// (the limiter holds at most its default 100,000): the cost must not grow with the count.
 fn rate_limit(c: &mut Criterion) {
-    use cloudheed_auth::service::rate_limit::{Bucket, RateLimiter};
+    use cloudheed_auth::testing::service::rate_limit::{Bucket, RateLimiter};
     use std::net::IpAddr;
     let mut config = Config::default().rate_limits;
     config.login = vec![cloudheed_auth::config::Rate::parse("1000000/1s").expect("rate")];

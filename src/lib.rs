@@ -21,27 +21,55 @@
 //! table or backend goes.
 
 pub mod admin;
-pub mod app;
-pub mod blocking;
+pub(crate) mod app;
+pub(crate) mod blocking;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod crypto;
-pub mod domain;
-pub mod error;
+pub(crate) mod crypto;
+pub(crate) mod domain;
+pub(crate) mod error;
 #[doc(hidden)]
 pub mod fuzz;
-pub mod http;
-pub mod metrics;
+pub(crate) mod http;
+pub(crate) mod metrics;
 pub mod notify;
-pub mod secret;
-pub mod service;
+pub(crate) mod secret;
+pub(crate) mod service;
 pub mod shutdown;
-pub mod state;
-pub mod store;
+pub(crate) mod state;
+pub(crate) mod store;
 pub mod telemetry;
 
 pub use app::{App, StartupError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
 pub use error::Error;
+pub use state::AppState;
+pub use store::StoreError;
+
+/// The internals that benches and black-box tests drive directly; not an API.
+#[doc(hidden)]
+pub mod testing {
+    /// Crypto primitives.
+    pub mod crypto {
+        pub use crate::crypto::{api_key, jwt, keys, password, random};
+    }
+    /// Domain values and models.
+    pub mod domain {
+        pub use crate::domain::{models, password, types};
+    }
+    /// Use cases.
+    pub mod service {
+        pub use crate::service::{accounts, api_keys, credentials, rate_limit};
+    }
+    /// The store's use-case API.
+    pub mod store {
+        pub use crate::store::{check_backup, CreateOutcome, NewSession, NewUser, Rotation, Store};
+    }
+    pub use crate::http::router;
+    /// Secret strings.
+    pub mod secret {
+        pub use crate::secret::Secret;
+    }
+}

@@ -6,11 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use cloudheed_auth::admin::AdminCommand;
 use cloudheed_auth::cli::{Cli, Command, KeysAction, UserAction};
-use cloudheed_auth::service::admin::AdminCommand;
-use cloudheed_auth::state::AppState;
-use cloudheed_auth::store::StoreError;
-use cloudheed_auth::{admin, App, Config, StartupError};
+use cloudheed_auth::{admin, App, AppState, Config, StartupError, StoreError};
 use serde_json::Value;
 
 fn main() -> ExitCode {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::service::admin::AdminCommand;
+pub use crate::service::admin::AdminCommand;
 
 pub mod client;
 pub mod server;

@@ -40,7 +40,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 
 pub use api_keys::KeyCreateOutcome;
 pub use keys::StoredKey;
-pub use maintenance::{check_backup, check_backup_file, hold_database, HeldDatabase};
+pub use maintenance::{check_backup, check_backup_file, hold_database};
 pub use sessions::{NewSession, Rotation};
 pub use two_factor::{DisableOutcome, EnableOutcome, SetupOutcome};
 pub use users::{CreateOutcome, NewUser, StartOutcome};

@@ -379,7 +379,7 @@ async fn login_rehashes_when_the_configured_cost_changes() {
 async fn stored_hash(app: &TestApp, email: &str) -> String {
     let path = app.db_path();
     for _ in 0..100 {
-        if let Ok(store) = cloudheed_auth::store::Store::open(&path) {
+        if let Ok(store) = cloudheed_auth::testing::store::Store::open(&path) {
             let user = store
                 .user_by_email(email.to_string())
                 .await

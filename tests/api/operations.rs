@@ -72,7 +72,7 @@ async fn the_openapi_document_describes_every_route_served() {
     assert_eq!(r.status, 200);
     let doc = r.json();
     assert_eq!(doc["openapi"], "3.1.0");
-    for (method, path) in cloudheed_auth::http::router::TABLE {
+    for (method, path) in cloudheed_auth::testing::router::TABLE {
         let op = &doc["paths"][*path][method.to_lowercase()];
         assert!(op.is_object(), "{method} {path} is documented");
         let live = app

@@ -45,7 +45,8 @@ fn assert_restored(data: &Path) {
         (dir.uid(), dir.gid()),
         "the dir's owner has it"
     );
-    cloudheed_auth::store::check_backup(&data.join(Config::DB_FILE)).expect("the backup's data");
+    cloudheed_auth::testing::store::check_backup(&data.join(Config::DB_FILE))
+        .expect("the backup's data");
 }
 
 #[tokio::test]

@@ -6,15 +6,15 @@ use super::support::{configured, start, try_http};
 
 #[test]
 fn fifty_concurrent_logins_at_the_default_cost_stay_under_1_gib() {
-    use cloudheed_auth::domain::password::Password;
-    use cloudheed_auth::secret::Secret;
-    use cloudheed_auth::store::{NewSession, NewUser, Store};
+    use cloudheed_auth::testing::domain::password::Password;
+    use cloudheed_auth::testing::secret::Secret;
+    use cloudheed_auth::testing::store::{NewSession, NewUser, Store};
     // The default scrypt cost (ln=17, 128 MiB per hash); only rate limits are off.
     let (dir, args) = configured("");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // Fifty accounts written straight into the store, sharing one hash computed once.
     let params = scrypt::Params::new(17, 8, 1, 32).expect("params");
-    let hash = cloudheed_auth::crypto::password::hash_with(
+    let hash = cloudheed_auth::testing::crypto::password::hash_with(
         &params,
         &Password::new("overload-password-1".into()),
     )
