@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::crypto::password::PasswordHasher;
 use crate::error::Error;
 use crate::http::connections::{self, Lifetime, PerAddress, Slot};
-use crate::state::AppState;
+use crate::service::state::AppState;
 use crate::store::{Store, StoreError};
 
 /// Why the server could not start.
@@ -97,7 +97,7 @@ impl App {
         let stored = store
             .signing_keys_or_create(clock.now(), config.key_keep_for())
             .await?;
-        let keys = crate::state::keyring(stored, config.key_keep_for())?;
+        let keys = crate::service::state::keyring(stored, config.key_keep_for())?;
         let p = &config.passwords;
         let hasher = PasswordHasher::new(
             p.scrypt_log_n,

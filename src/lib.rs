@@ -37,7 +37,6 @@ pub mod notify;
 pub(crate) mod secret;
 pub(crate) mod service;
 pub mod shutdown;
-pub(crate) mod state;
 pub(crate) mod store;
 pub mod telemetry;
 
@@ -45,7 +44,7 @@ pub use app::{App, StartupError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
 pub use error::Error;
-pub use state::AppState;
+pub use service::state::AppState;
 pub use store::StoreError;
 
 /// The internals that benches and black-box tests drive directly; not an API.

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use super::{parse_answer, request_line, socket_path, SNAPSHOT};
 use crate::config::Config;
 use crate::service::admin::{execute, AdminCommand};
-use crate::state::AppState;
+use crate::service::state::AppState;
 use crate::store::{check_backup, check_backup_file, hold_database};
 
 /// How long to wait for the server to answer a command.

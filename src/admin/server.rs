@@ -13,7 +13,7 @@ use tokio::net::{UnixListener, UnixStream};
 
 use super::{answer_line, parse_request, SNAPSHOT};
 use crate::service::admin::execute;
-use crate::state::AppState;
+use crate::service::state::AppState;
 
 /// Longest command line accepted.
 const MAX_LINE: u64 = 64 * 1024;

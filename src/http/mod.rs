@@ -26,7 +26,7 @@ use crate::domain::models::{ClientInfo, Principal, SessionCaller};
 use crate::error::Error;
 use crate::metrics::LoginOutcome;
 use crate::service;
-use crate::state::AppState;
+use crate::service::state::AppState;
 
 use response::Body;
 use router::{AnyRoute, PublicRoute, Route, SessionRoute};

@@ -9,7 +9,7 @@ use crate::domain::password::Password;
 use crate::domain::types::{Company, DisplayName, Email};
 use crate::error::Error;
 use crate::secret::Secret;
-use crate::state::AppState;
+use crate::service::state::AppState;
 use crate::store::{CreateOutcome, NewSession, NewUser, StartOutcome};
 
 use super::guesses;

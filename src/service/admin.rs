@@ -8,7 +8,7 @@ use crate::clock::rfc3339;
 use crate::domain::account::Account;
 use crate::domain::account::AccountChange;
 use crate::domain::types::Email;
-use crate::state::AppState;
+use crate::service::state::AppState;
 
 /// One operator command, as sent over the admin socket (one JSON line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ use crate::domain::models::{ApiKey, SessionCaller};
 use crate::domain::types::{KeyName, Scopes};
 use crate::error::Error;
 use crate::secret::Secret;
-use crate::state::AppState;
+use crate::service::state::AppState;
 use crate::store::KeyCreateOutcome;
 
 use super::rate_limit::Bucket;

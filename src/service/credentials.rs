@@ -4,7 +4,7 @@
 use crate::crypto::{api_key, jwt, random};
 use crate::domain::models::{Credential, Principal, User};
 use crate::error::Error;
-use crate::state::AppState;
+use crate::service::state::AppState;
 
 /// Authenticate a bearer credential. Keys are told apart by the configured prefix, which no
 /// JWT (base64url of `{"`) can start with.

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use crate::domain::account::Account;
 use crate::domain::net::is_known_network;
 use crate::error::Error;
-use crate::state::AppState;
+use crate::service::state::AppState;
 
 use super::rate_limit::Bucket;
 

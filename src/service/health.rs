@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::state::AppState;
+use crate::service::state::AppState;
 
 /// Ready when not shutting down and the store answers a read. Either failure is 503, so load
 /// balancers stop sending without treating it as a server fault.

@@ -11,5 +11,6 @@ pub mod key_usage;
 pub mod lockout;
 pub mod rate_limit;
 pub mod sessions;
+pub mod state;
 pub mod tokens;
 pub mod two_factor;

@@ -2,7 +2,7 @@
 
 use crate::domain::models::{Session, SessionCaller};
 use crate::error::Error;
-use crate::state::AppState;
+use crate::service::state::AppState;
 
 use super::rate_limit::Bucket;
 

@@ -8,7 +8,7 @@ use crate::crypto::jwt::{self, Claims};
 use crate::crypto::random;
 use crate::error::Error;
 use crate::secret::Secret;
-use crate::state::AppState;
+use crate::service::state::AppState;
 use crate::store::Rotation;
 
 use super::rate_limit::Bucket;

@@ -10,7 +10,7 @@ use crate::domain::models::SessionCaller;
 use crate::domain::password::Password;
 use crate::error::Error;
 use crate::secret::{Secret, SecretBytes};
-use crate::state::AppState;
+use crate::service::state::AppState;
 use crate::store::{DisableOutcome, EnableOutcome, SetupOutcome};
 
 use super::guesses;

@@ -10,8 +10,8 @@ use crate::http::dto::{self, LoginRequest, MeResponse, RefreshRequest, RegisterR
 use crate::http::response::{json, Body};
 use crate::http::Ctx;
 use crate::service::accounts::{self, Registration};
+use crate::service::state::AppState;
 use crate::service::tokens;
-use crate::state::AppState;
 
 /// `POST /v1/auth/register` → 201.
 pub async fn register(

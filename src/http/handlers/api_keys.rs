@@ -10,7 +10,7 @@ use crate::http::dto::{ApiKeysResponse, CreateApiKeyRequest, CreatedApiKey, Mess
 use crate::http::response::{json, Body};
 use crate::http::Ctx;
 use crate::service::api_keys::{self, KeyRequest};
-use crate::state::AppState;
+use crate::service::state::AppState;
 
 /// `POST /v1/auth/api-keys` → 201 with the key, shown this once.
 pub async fn create(

@@ -8,7 +8,7 @@ use crate::http::dto::{JwksResponse, StatusResponse};
 use crate::http::response::{json, Body};
 use crate::metrics::Format;
 use crate::service;
-use crate::state::AppState;
+use crate::service::state::AppState;
 
 /// `GET /.well-known/jwks.json`: public keys only. Verifiers may cache it for a minute.
 pub fn jwks(state: &AppState) -> Response<Body> {

@@ -8,7 +8,7 @@ use crate::http::dto::{MessageResponse, SessionsResponse};
 use crate::http::response::{json, Body};
 use crate::http::Ctx;
 use crate::service::sessions;
-use crate::state::AppState;
+use crate::service::state::AppState;
 
 /// `POST /v1/auth/logout` → `{message_code: "logged_out"}`.
 pub async fn logout(state: &AppState, ctx: Ctx<SessionCaller>) -> Result<Response<Body>, Error> {

@@ -11,8 +11,8 @@ use crate::http::dto::{
 };
 use crate::http::response::{json, Body};
 use crate::http::Ctx;
+use crate::service::state::AppState;
 use crate::service::two_factor;
-use crate::state::AppState;
 
 /// `POST /v1/auth/2fa/setup` → 200 `{secret, qr_code_url, qr_code_svg}`.
 pub async fn setup(

@@ -14,7 +14,7 @@ use crate::http::dto::VerifyResponse;
 use crate::http::response::{json, Body};
 use crate::http::Ctx;
 use crate::service::credentials;
-use crate::state::AppState;
+use crate::service::state::AppState;
 
 /// `GET /v1/auth/verify[?scope=S]` → 200 with `X-Auth-User-Id`, `X-Auth-Credential`,
 /// `X-Auth-Scopes`; 401 for a bad credential; 403 `insufficient_scope`.

@@ -1,4 +1,5 @@
-//! What every request can reach: config, store, keys, the hashing pool, the clock. No globals.
+//! What every use case can reach: config, store, keys, the hashing pool, the clock, and the
+//! in-memory state of the services (limits, grace cache, key usage). No globals.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
