@@ -221,18 +221,9 @@ async fn the_lock_grows_but_always_ends() {
     );
 }
 
-async fn login_from(app: &TestApp, xff: &str) -> crate::helpers::TestResponse {
-    let body = json!({"email": "x@example.com", "password": "wrong password here"}).to_string();
-    app.request(
-        "POST",
-        "/v1/auth/login",
-        &[
-            ("content-type", "application/json"),
-            ("x-forwarded-for", xff),
-        ],
-        Some(body.into_bytes()),
-    )
-    .await
+/// A wrong login for an unknown account, as the client `xff` claims to be.
+async fn login_from(app: &TestApp, xff: &str) -> TestResponse {
+    login_as(app, xff, "x@example.com", "wrong password here").await
 }
 
 #[tokio::test]
@@ -299,7 +290,8 @@ async fn limits_can_be_turned_off() {
     }
 }
 
-/// A login for `email` as the client `xff`, through a trusted proxy (the test's own address).
+/// A login for `email` with `X-Forwarded-For: xff` (believed only when the test's own address
+/// is a trusted proxy).
 async fn login_as(app: &TestApp, xff: &str, email: &str, password: &str) -> TestResponse {
     let body = json!({"email": email, "password": password}).to_string();
     app.request(
