@@ -108,6 +108,7 @@ impl App {
         )
         .await?;
         let limits = crate::service::rate_limit::RateLimiter::new(&config.rate_limits);
+        let config_tokens_cache = config.cache.tokens;
         let state = AppState {
             config,
             store,
@@ -121,6 +122,7 @@ impl App {
             metrics: Default::default(),
             rotation: Default::default(),
             account_lock: Default::default(),
+            token_cache: crate::service::token_cache::TokenCache::new(config_tokens_cache),
         };
         Ok(App {
             state: Arc::new(state),

@@ -45,6 +45,8 @@ pub struct Config {
     pub cors: CorsConfig,
     /// `[limits]`.
     pub limits: LimitsConfig,
+    /// `[cache]`.
+    pub cache: CacheConfig,
     /// Every setting as `key = value`, values as written or defaulted; secret-free.
     pub effective: Vec<String>,
 }
@@ -183,6 +185,13 @@ pub struct LimitsConfig {
     pub shutdown_grace: Duration,
     /// Longest a request may take once its head has arrived; beyond it 503.
     pub request_timeout: Duration,
+}
+
+/// `[cache]`: entries per in-memory cache; 0 turns one off.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Access tokens whose signature was checked (about 400 bytes each).
+    pub tokens: usize,
 }
 
 /// Everything wrong with a config file, one line per problem, each naming its key.
@@ -362,6 +371,11 @@ impl Config {
             request_timeout: s.positive_duration("request_timeout", "30s"),
         };
         s.finish();
+        let mut s = root.section("cache");
+        let cache = CacheConfig {
+            tokens: s.int("tokens", 10_000, 0, 10_000_000),
+        };
+        s.finish();
         root.finish();
         if !p.list.is_empty() {
             return Err(ConfigError { problems: p.list });
@@ -378,6 +392,7 @@ impl Config {
             rate_limits,
             cors,
             limits,
+            cache,
             effective: p.effective,
         })
     }

@@ -126,6 +126,8 @@ pub struct Snapshot {
     pub db_bytes: i64,
     /// (limit, client) pairs the rate limiter remembers.
     pub rate_limit_tracked: i64,
+    /// Verified access tokens held.
+    pub token_cache_entries: i64,
 }
 
 /// Every metric of the server.
@@ -141,6 +143,7 @@ pub struct Metrics {
     users: Gauge,
     db_bytes: Gauge,
     rate_limit_tracked: Gauge,
+    token_cache_entries: Gauge,
 }
 
 impl Default for Metrics {
@@ -197,6 +200,12 @@ impl Default for Metrics {
             "(limit, client) pairs the rate limiter remembers; bounded by rate_limits.max_tracked_clients",
             rate_limit_tracked.clone(),
         );
+        let token_cache_entries = Gauge::default();
+        registry.register(
+            "token_cache_entries",
+            "Access tokens whose signature was already checked; bounded by cache.tokens",
+            token_cache_entries.clone(),
+        );
         Self {
             registry,
             requests,
@@ -208,6 +217,7 @@ impl Default for Metrics {
             users,
             db_bytes,
             rate_limit_tracked,
+            token_cache_entries,
         }
     }
 }
@@ -248,6 +258,7 @@ impl Metrics {
         self.users.set(now.users);
         self.db_bytes.set(now.db_bytes);
         self.rate_limit_tracked.set(now.rate_limit_tracked);
+        self.token_cache_entries.set(now.token_cache_entries);
         self.encode(format)
     }
 
@@ -311,6 +322,7 @@ mod tests {
             users: 1,
             db_bytes: 4096,
             rate_limit_tracked: 7,
+            token_cache_entries: 3,
         });
         m
     }
@@ -341,7 +353,7 @@ mod tests {
     fn prometheus_text_declares_every_sample_under_its_own_name() {
         let text = busy().encode(Format::Prometheus);
         let families = families(&text);
-        assert_eq!(families.len(), 9, "{text}");
+        assert_eq!(families.len(), 10, "{text}");
         for (name, (help, kind)) in &families {
             assert!(
                 help.is_some_and(|h| !h.is_empty()),
@@ -403,7 +415,7 @@ mod tests {
         let m = busy();
         let text = m.encode(Format::OpenMetrics);
         let families = families(&text);
-        assert_eq!(families.len(), 9, "{text}");
+        assert_eq!(families.len(), 10, "{text}");
         assert!(
             families
                 .values()
@@ -429,6 +441,7 @@ mod tests {
                 users: 1,
                 db_bytes: 4096,
                 rate_limit_tracked: 7,
+                token_cache_entries: 3,
             })
         );
     }

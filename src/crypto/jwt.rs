@@ -100,6 +100,17 @@ pub fn verify(
     issuer: &str,
     now: UnixTime,
 ) -> Result<Claims, JwtError> {
+    verify_with_kid(token, keys, issuer, now).map(|(claims, _)| claims)
+}
+
+/// `verify`, also returning the `kid` of the key that signed it, so that a cache of verified
+/// tokens can drop them when that key stops verifying.
+pub fn verify_with_kid(
+    token: &str,
+    keys: &Keyring,
+    issuer: &str,
+    now: UnixTime,
+) -> Result<(Claims, String), JwtError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwtError::Malformed);
     }
@@ -136,7 +147,7 @@ pub fn verify(
     if claims.iat > now + 60 || claims.auth_time > claims.iat {
         return Err(JwtError::Expired);
     }
-    Ok(claims)
+    Ok((claims, header.kid))
 }
 
 #[cfg(test)]

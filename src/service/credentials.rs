@@ -1,7 +1,7 @@
 //! Who is calling: a bearer access token of a live session, or an API key. The hottest path of
 //! every deployment, so each kind costs one cheap check and one read, and never a write.
 
-use crate::crypto::{api_key, jwt, random};
+use crate::crypto::{api_key, random};
 use crate::domain::models::{Credential, Principal, User};
 use crate::error::Error;
 use crate::service::state::AppState;
@@ -16,20 +16,28 @@ pub async fn authenticate(state: &AppState, bearer: &str) -> Result<Principal, E
     }
 }
 
-/// An access token: a good signature from one of our keys, our issuer, not expired, and a
-/// session that still exists for that user. One signature check and one read.
+/// An access token: a good signature from one of our keys (checked once per token, then
+/// remembered), our issuer, not expired, and a session that still exists for that user — read
+/// on every request, so a logout, a revoke or a disable holds on the very next one.
 async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, Error> {
     let now = state.now();
-    let claims =
-        jwt::verify(token, &state.keyring(), &state.config.tokens.issuer, now).map_err(|e| {
+    let issuer = &state.config.tokens.issuer;
+    let claims = state
+        .token_cache
+        .verify(token, &state.keyring(), issuer, now)
+        .map_err(|e| {
             tracing::debug!(reason = ?e, "access token refused");
             Error::Unauthorized
         })?;
-    let Some((session, user)) = state.store.session_with_user(claims.sid, now).await? else {
+    let Some((session, user)) = state
+        .store
+        .session_with_user(claims.sid.clone(), now)
+        .await?
+    else {
         // Disabling ends every session; the holder of a token learns why it stopped working.
         let disabled = state
             .store
-            .user_by_id(claims.sub)
+            .user_by_id(claims.sub.clone())
             .await?
             .is_some_and(|u| u.disabled);
         return Err(if disabled {

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod api_keys;
+pub mod bounded;
 pub mod credentials;
 pub mod guesses;
 pub mod health;
@@ -12,5 +13,6 @@ pub mod lockout;
 pub mod rate_limit;
 pub mod sessions;
 pub mod state;
+pub mod token_cache;
 pub mod tokens;
 pub mod two_factor;

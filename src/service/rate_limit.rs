@@ -10,19 +10,15 @@
 //! attacker with that many addresses could get anyway. `rate_limits.enabled = false` turns all of
 //! it off (benchmarks).
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
-use std::sync::Mutex;
 use std::time::Duration;
-
-use lru::LruCache;
 
 use crate::clock::UnixTime;
 use crate::config::{Rate, RateLimitsConfig};
 use crate::domain::net::client_network;
 use crate::error::Error;
+
+use super::bounded::ShardedLru;
 
 /// What is being counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,26 +73,18 @@ struct Level {
     at: UnixTime,
 }
 
-type Shard = Mutex<LruCache<(Bucket, Subject), Vec<Level>>>;
-
-/// Independent locks; a power of two well above the core count keeps contention rare.
-const SHARDS: usize = 16;
-
 /// The buckets of every client and account.
 #[derive(Debug)]
 pub struct RateLimiter {
     enabled: bool,
     ipv6_prefix: u8,
     rates: [Vec<Rate>; Bucket::ALL.len()],
-    hasher: RandomState,
-    shards: Box<[Shard]>,
+    levels: ShardedLru<(Bucket, Subject), Vec<Level>>,
 }
 
 impl RateLimiter {
     /// Buckets as configured.
     pub fn new(cfg: &RateLimitsConfig) -> Self {
-        let per_shard = NonZeroUsize::new(cfg.max_tracked_clients.div_ceil(SHARDS).max(1))
-            .unwrap_or(NonZeroUsize::MIN);
         Self {
             enabled: cfg.enabled,
             ipv6_prefix: cfg.ipv6_prefix,
@@ -107,10 +95,7 @@ impl RateLimiter {
                 Bucket::Failures => cfg.failures.clone(),
                 Bucket::AccountWrites => cfg.account_writes.clone(),
             }),
-            hasher: RandomState::new(),
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(LruCache::new(per_shard)))
-                .collect(),
+            levels: ShardedLru::new(cfg.max_tracked_clients),
         }
     }
 
@@ -146,25 +131,17 @@ impl RateLimiter {
             Subject::Client(client_network(ip, self.ipv6_prefix)),
         );
         let rates = &self.rates[bucket.index()];
-        if let Some(levels) = self.shard(&key).get_mut(&key) {
+        self.levels.with_existing(&key, |levels| {
             for (level, rate) in levels.iter_mut().zip(rates) {
                 level.tokens = (level.tokens + 1.0).min(f64::from(rate.count));
             }
-        }
+        });
     }
 
     /// How many (limit, client) pairs are remembered now; never above `max_tracked_clients`
     /// (rounded up to a multiple of the shard count).
     pub fn tracked(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
-    }
-
-    fn shard(
-        &self,
-        key: &(Bucket, Subject),
-    ) -> std::sync::MutexGuard<'_, LruCache<(Bucket, Subject), Vec<Level>>> {
-        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
-        lock(&self.shards[i])
+        self.levels.len()
     }
 
     fn take_from(&self, bucket: Bucket, subject: Subject, now: UnixTime) -> Result<(), Error> {
@@ -172,9 +149,7 @@ impl RateLimiter {
         if !self.enabled || rates.is_empty() {
             return Ok(());
         }
-        let key = (bucket, subject);
-        let mut shard = self.shard(&key);
-        let levels = shard.get_or_insert_mut(key, || {
+        let make = || {
             rates
                 .iter()
                 .map(|r| Level {
@@ -182,29 +157,26 @@ impl RateLimiter {
                     at: now,
                 })
                 .collect()
-        });
-        let mut wait = 0.0_f64;
-        for (level, rate) in levels.iter_mut().zip(rates) {
-            refill(level, rate, now);
-            if level.tokens < 1.0 {
-                wait = wait.max((1.0 - level.tokens) * per_token(rate));
+        };
+        self.levels.with((bucket, subject), make, |levels| {
+            let mut wait = 0.0_f64;
+            for (level, rate) in levels.iter_mut().zip(rates) {
+                refill(level, rate, now);
+                if level.tokens < 1.0 {
+                    wait = wait.max((1.0 - level.tokens) * per_token(rate));
+                }
             }
-        }
-        if wait > 0.0 {
-            return Err(Error::RateLimited {
-                retry_after: Duration::from_secs(wait.ceil().max(1.0) as u64),
-            });
-        }
-        for level in levels.iter_mut() {
-            level.tokens -= 1.0;
-        }
-        Ok(())
+            if wait > 0.0 {
+                return Err(Error::RateLimited {
+                    retry_after: Duration::from_secs(wait.ceil().max(1.0) as u64),
+                });
+            }
+            for level in levels.iter_mut() {
+                level.tokens -= 1.0;
+            }
+            Ok(())
+        })
     }
-}
-
-/// A poisoned shard still holds valid buckets, so it is used as is.
-fn lock(shard: &Shard) -> std::sync::MutexGuard<'_, LruCache<(Bucket, Subject), Vec<Level>>> {
-    shard.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn per_token(rate: &Rate) -> f64 {
@@ -347,7 +319,7 @@ mod tests {
                 );
             }
         }
-        assert!(l.tracked() <= 1_000 + SHARDS, "{}", l.tracked());
+        assert!(l.tracked() <= 1_008, "{}", l.tracked());
         assert!(l.tracked() >= 900, "{}", l.tracked());
     }
 }

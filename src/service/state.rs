@@ -38,6 +38,8 @@ pub struct AppState {
     pub rotation: tokio::sync::Mutex<()>,
     /// Token buckets per client and per account.
     pub rate_limiter: crate::service::rate_limit::RateLimiter,
+    /// Access tokens whose signature was already checked.
+    pub token_cache: crate::service::token_cache::TokenCache,
     /// Runs of unsuccessful authentication attempts per account.
     pub account_lock: crate::service::lockout::AccountLock,
 }

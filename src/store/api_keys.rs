@@ -169,7 +169,7 @@ impl Store {
         hash: [u8; 32],
         now: UnixTime,
     ) -> Result<Option<(ApiKey, Account)>, StoreError> {
-        self.read(move |tx| {
+        self.read_inline(|tx| {
             let keys = tx.open_table(API_KEYS)?;
             let Some(bytes) = keys.get(hash.as_slice())? else {
                 return Ok(None);
@@ -187,7 +187,6 @@ impl Store {
             };
             Ok(Some((ApiKey::from(&k), decode_user(bytes.value())?)))
         })
-        .await
     }
 
     /// Record when keys were last used, in one transaction. Keys deleted meanwhile are skipped.

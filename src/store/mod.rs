@@ -195,6 +195,17 @@ impl Store {
         Ok(())
     }
 
+    /// Run one point read on the calling thread. For the reads behind every bearer check: a
+    /// redb read transaction and one or two lookups cost a few microseconds, far less than the
+    /// hop to the blocking pool (~20 µs) that `read` pays, and redb readers never wait on the
+    /// writer. Only for bounded lookups, never for scans.
+    fn read_inline<T>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&self.db.begin_read()?)
+    }
+
     /// Run one read transaction on the blocking pool.
     async fn read<T: Send + 'static>(
         &self,

@@ -205,7 +205,7 @@ impl Store {
         session_id: String,
         now: UnixTime,
     ) -> Result<Option<(Session, Account)>, StoreError> {
-        self.read(move |tx| {
+        self.read_inline(|tx| {
             let sessions = tx.open_table(SESSIONS)?;
             let Some(bytes) = sessions.get(session_id.as_str())? else {
                 return Ok(None);
@@ -223,19 +223,17 @@ impl Store {
             };
             Ok(Some((Session::from(&s), decode_user(bytes.value())?)))
         })
-        .await
     }
 
     /// Whether a refresh-token hash is known at all (live or recently rotated out). A read, so
     /// that invented tokens are refused without taking the write lock.
     pub async fn refresh_token_known(&self, hash: [u8; 32]) -> Result<bool, StoreError> {
-        self.read(move |tx| {
+        self.read_inline(|tx| {
             Ok(tx
                 .open_table(REFRESH_TOKENS)?
                 .get(hash.as_slice())?
                 .is_some())
         })
-        .await
     }
 
     /// Present a refresh token (by hash) and, if it is live, replace it with `new_hash`.

@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod api_keys;
+mod caches;
 mod edge;
 mod hostile;
 mod limits;
