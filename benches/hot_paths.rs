@@ -21,6 +21,7 @@ use cloudheed_auth::testing::domain::types::{Company, DisplayName, Email, KeyNam
 use cloudheed_auth::testing::service::accounts::{self, Registration};
 use cloudheed_auth::testing::service::api_keys::{self, KeyRequest};
 use cloudheed_auth::testing::service::credentials;
+use cloudheed_auth::testing::service::token_cache::TokenCache;
 use cloudheed_auth::testing::store::{CreateOutcome, NewSession, NewUser, Rotation, Store};
 use cloudheed_auth::{App, Config};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
@@ -81,6 +82,23 @@ fn jwt(c: &mut Criterion) {
     group.bench_function("verify", |b| {
         b.iter(|| {
             jwt::verify(black_box(&token), black_box(&ring), ISSUER, black_box(now))
+                .expect("token verifies")
+        })
+    });
+    // The same check through the verified-token cache: a hit costs one SHA-256 and a lookup;
+    // with the cache off (0 entries) every call verifies the signature.
+    let cached = TokenCache::new(10_000);
+    let off = TokenCache::new(0);
+    group.bench_function("verify_cached", |b| {
+        b.iter(|| {
+            cached
+                .verify(black_box(&token), &ring, ISSUER, now)
+                .expect("token verifies")
+        })
+    });
+    group.bench_function("verify_cache_off", |b| {
+        b.iter(|| {
+            off.verify(black_box(&token), &ring, ISSUER, now)
                 .expect("token verifies")
         })
     });

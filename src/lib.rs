@@ -60,7 +60,7 @@ pub mod testing {
     }
     /// Use cases.
     pub mod service {
-        pub use crate::service::{accounts, api_keys, credentials, rate_limit};
+        pub use crate::service::{accounts, api_keys, credentials, rate_limit, token_cache};
     }
     /// The store's use-case API.
     pub mod store {
