@@ -1,5 +1,6 @@
 //! Criterion benchmarks of each hot path through the public API: scrypt, JWT sign and verify,
 //! SHA-256 of a token, a store read and a durable store write (DESIGN "Performance budget"),
+//! a group of 64 concurrent durable writes against the same 64 one at a time (group commit),
 //! the API-key checksum, authenticating a bearer credential as `GET /v1/auth/verify` does, and
 //! one rate-limit check with few and with 300k clients tracked (it must stay flat).
 //!
@@ -131,13 +132,25 @@ fn fixture(rt: &Runtime) -> Fixture {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let store = Store::open(&dir.path().join("cloudheed-auth.redb")).expect("open store");
     let now = SystemClock.now();
+    let (session_id, refresh_hash) = account(rt, &store, "bench@example.com", now);
+    Fixture {
+        _dir: dir,
+        store,
+        session_id,
+        refresh_hash,
+        now,
+    }
+}
+
+/// Create an account with one session; its id and the hash of its refresh token.
+fn account(rt: &Runtime, store: &Store, email: &str, now: UnixTime) -> (String, [u8; 32]) {
     let user_id = random::id("user-");
     let session_id = random::id("ses-");
     let refresh_hash = random::sha256(random::token().as_bytes());
     let user = NewUser {
         id: user_id.clone(),
-        email: "bench@example.com".into(),
-        email_key: "bench@example.com".into(),
+        email: email.into(),
+        email_key: email.into(),
         name: "Bench User".into(),
         company: None,
         plan: "free".into(),
@@ -164,13 +177,7 @@ fn fixture(rt: &Runtime) -> Fixture {
         .block_on(store.create_account(user, session))
         .expect("create account");
     assert_eq!(outcome, CreateOutcome::Created);
-    Fixture {
-        _dir: dir,
-        store,
-        session_id,
-        refresh_hash,
-        now,
-    }
+    (session_id, refresh_hash)
 }
 
 /// One read transaction (`session_with_user`, as GET /me does) and one durable write transaction
@@ -200,6 +207,65 @@ fn store(c: &mut Criterion) {
                 .expect("store write");
             assert!(matches!(r, Rotation::Rotated(_)), "rotation succeeds");
             current = next;
+        })
+    });
+    group.finish();
+}
+
+/// A group of N concurrent durable writes (`rotate_refresh` of N sessions, as N clients
+/// refreshing at once) against the same N one after another. The store's writer commits what
+/// queued together under one fsync, so the group should cost a fraction of N single commits.
+fn group_commit(c: &mut Criterion) {
+    const N: u64 = 64;
+    let rt = Runtime::new().expect("tokio runtime");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let store = Store::open(&dir.path().join("cloudheed-auth.redb")).expect("open store");
+    let now = SystemClock.now();
+    let mut current: Vec<[u8; 32]> = (0..N)
+        .map(|i| account(&rt, &store, &format!("group{i}@example.com"), now).1)
+        .collect();
+    let mut counter: u64 = 0;
+    let mut next_hash = || {
+        counter += 1;
+        random::sha256(&counter.to_le_bytes())
+    };
+
+    let mut group = c.benchmark_group("group_commit");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    group.bench_function(format!("rotate_refresh_{N}_concurrent"), |b| {
+        b.iter(|| {
+            let tasks: Vec<_> = current
+                .iter()
+                .map(|&presented| {
+                    let (store, next) = (store.clone(), next_hash());
+                    (
+                        next,
+                        rt.spawn(
+                            async move { store.rotate_refresh(presented, next, now, 0).await },
+                        ),
+                    )
+                })
+                .collect();
+            for (slot, (next, task)) in current.iter_mut().zip(tasks) {
+                let r = rt.block_on(task).expect("task").expect("store write");
+                assert!(matches!(r, Rotation::Rotated(_)), "rotation succeeds");
+                *slot = next;
+            }
+        })
+    });
+    group.bench_function(format!("rotate_refresh_{N}_one_at_a_time"), |b| {
+        b.iter(|| {
+            for slot in current.iter_mut() {
+                let next = next_hash();
+                let r = rt
+                    .block_on(store.rotate_refresh(*slot, next, now, 0))
+                    .expect("store write");
+                assert!(matches!(r, Rotation::Rotated(_)), "rotation succeeds");
+                *slot = next;
+            }
         })
     });
     group.finish();
@@ -339,6 +405,7 @@ criterion_group!(
     jwt,
     sha256,
     store,
+    group_commit,
     api_key_checksum,
     verify
 );

@@ -1,6 +1,7 @@
-//! The one way blocking work (scrypt, redb) leaves the async workers: tokio's blocking pool,
-//! with panics re-raised rather than turned into errors that would hide a bug, and the caller's
-//! tracing span carried along so that lines logged there still name their request.
+//! The one way blocking work (scrypt, redb reads) leaves the async workers: tokio's blocking
+//! pool, with panics re-raised rather than turned into errors that would hide a bug, and the
+//! caller's tracing span carried along so that lines logged there still name their request.
+//! redb writes have a thread of their own, which does the same (`store/writer.rs`).
 
 /// The blocking task was cancelled because the runtime is shutting down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,7 +35,7 @@ pub async fn metrics(state: &AppState, format: crate::metrics::Format) -> Result
         users: as_i64(users),
         db_bytes: as_i64(db_bytes),
         rate_limit_tracked: as_i64(tracked),
-        token_cache_entries: as_i64(u64::try_from(state.token_cache.len()).unwrap_or(u64::MAX)),
+        token_cache_entries: as_i64(u64::try_from(state.token_cache.held()).unwrap_or(u64::MAX)),
     };
     Ok(state.metrics.render_as(now, format))
 }

@@ -23,11 +23,8 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     /// Time.
     pub clock: Arc<dyn Clock>,
-    /// Serialises refresh-token rotation and guards the grace cache, so that of several
-    /// concurrent refreshes of one token exactly one rotates and the others see its result.
-    /// Rotation is one durable write, and redb serialises writers anyway, so this costs no
-    /// throughput.
-    pub refresh: tokio::sync::Mutex<crate::service::tokens::GraceCache>,
+    /// Serialise the rotations of each refresh token (not of all of them), and the grace cache.
+    pub refresh: crate::service::tokens::RefreshLocks,
     /// Set once shutdown starts, so `/readyz` tells load balancers to stop sending.
     pub draining: AtomicBool,
     /// When each API key was last used since the last flush; key use never writes.

@@ -73,7 +73,7 @@ impl TokenCache {
     }
 
     /// Tokens held now.
-    pub fn len(&self) -> usize {
+    pub fn held(&self) -> usize {
         self.entries.as_ref().map_or(0, ShardedLru::len)
     }
 }
@@ -105,13 +105,13 @@ mod tests {
         let cache = TokenCache::new(100);
         let t = token(&old, "s1", 1000);
         assert_eq!(cache.verify(&t, &ring, "iss", 200).expect("ok").sid, "s1");
-        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.held(), 1);
         assert!(
             cache.verify(&t, &ring, "iss", 300).is_ok(),
             "from the cache"
         );
         assert!(cache.verify(&t, &ring, "iss", 1000).is_err(), "expired");
-        assert_eq!(cache.len(), 0, "and forgotten");
+        assert_eq!(cache.held(), 0, "and forgotten");
         let t2 = token(&old, "s2", 5000);
         assert!(cache.verify(&t2, &ring, "iss", 200).is_ok());
         // The old key is retired at 300 and dropped 60 s later.
@@ -130,7 +130,7 @@ mod tests {
             "its key is dropped: the cached token stops verifying"
         );
         assert!(cache.verify("junk", &ring, "iss", 200).is_err());
-        assert_eq!(cache.len(), 0, "refused tokens are not kept");
+        assert_eq!(cache.held(), 0, "refused tokens are not kept");
     }
 
     #[test]
@@ -143,11 +143,11 @@ mod tests {
                 .verify(&token(&key, &format!("s{i}"), 1000), &ring, "iss", 200)
                 .expect("ok");
         }
-        assert!(cache.len() <= 64, "{}", cache.len());
+        assert!(cache.held() <= 64, "{}", cache.held());
         let off = TokenCache::new(0);
         assert!(off
             .verify(&token(&key, "s", 1000), &ring, "iss", 200)
             .is_ok());
-        assert_eq!(off.len(), 0);
+        assert_eq!(off.held(), 0);
     }
 }

@@ -1,6 +1,6 @@
 //! Issuing token pairs and rotating refresh tokens (with reuse detection and the optional grace).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::clock::UnixTime;
@@ -50,11 +50,48 @@ pub(crate) fn access_token(
     Secret::new(jwt::sign(&claims, state.keyring().active()))
 }
 
+/// Refresh-token rotation's locks. Of several concurrent refreshes of one token exactly one
+/// may rotate and the others must see its result, so each rotation holds the stripe of the
+/// presented token; refreshes of other tokens take other stripes, run concurrently and share
+/// the store's group commits. A stripe is shared by chance (one in `STRIPES`), which only
+/// makes two refreshes take turns.
+#[derive(Debug)]
+pub struct RefreshLocks {
+    stripes: Box<[tokio::sync::Mutex<()>]>,
+    /// Held for a lookup or an insert, never across an await.
+    grace: std::sync::Mutex<GraceCache>,
+}
+
+const STRIPES: usize = 256;
+
+impl Default for RefreshLocks {
+    fn default() -> Self {
+        RefreshLocks {
+            stripes: (0..STRIPES).map(|_| Default::default()).collect(),
+            grace: Default::default(),
+        }
+    }
+}
+
+impl RefreshLocks {
+    fn stripe(&self, presented: &[u8; 32]) -> &tokio::sync::Mutex<()> {
+        &self.stripes[usize::from(presented[0]) % STRIPES]
+    }
+
+    fn grace(&self) -> std::sync::MutexGuard<'_, GraceCache> {
+        self.grace.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// Successor pairs handed out recently, by the SHA-256 of the token they replaced; each lives
-/// for `tokens.refresh_reuse_grace`, in memory only. Guarded by the refresh lock in `AppState`.
+/// for `tokens.refresh_reuse_grace`, in memory only.
 #[derive(Debug, Default)]
 pub struct GraceCache {
     entries: HashMap<[u8; 32], (TokenPair, UnixTime)>,
+    /// The same keys in the order remembered. The grace is one fixed length, so ends rise along
+    /// it and the lapsed ones are at the front: pruning costs what it removes, not a scan of
+    /// every entry on every rotation.
+    order: VecDeque<([u8; 32], UnixTime)>,
 }
 
 impl GraceCache {
@@ -66,8 +103,17 @@ impl GraceCache {
         now: UnixTime,
         until: UnixTime,
     ) {
-        self.entries.retain(|_, (_, end)| *end >= now);
+        while let Some(&(hash, end)) = self.order.front() {
+            if end >= now {
+                break;
+            }
+            self.order.pop_front();
+            if self.entries.get(&hash).is_some_and(|(_, e)| *e == end) {
+                self.entries.remove(&hash);
+            }
+        }
         self.entries.insert(predecessor, (pair.clone(), until));
+        self.order.push_back((predecessor, until));
     }
 
     /// The successor of `predecessor`, while its grace lasts.
@@ -140,7 +186,7 @@ async fn rotate(
     client_ip: Option<std::net::IpAddr>,
 ) -> Result<TokenPair, Error> {
     let grace = crate::clock::secs(state.config.tokens.refresh_reuse_grace);
-    let mut cache = state.refresh.lock().await;
+    let _turn = state.refresh.stripe(&presented_hash).lock().await;
     let now = state.now();
     let (new_token, new_hash) = new_refresh_token();
     let rotation = state
@@ -154,21 +200,27 @@ async fn rotate(
                 refresh_token: new_token,
             };
             if grace > 0 {
-                cache.remember(presented_hash, &pair, now, now + grace);
+                state
+                    .refresh
+                    .grace()
+                    .remember(presented_hash, &pair, now, now + grace);
             }
             Ok(pair)
         }
-        Rotation::WithinGrace { session_id } => match cache.successor(&presented_hash, now) {
-            Some(pair) => Ok(pair),
-            // The successor was made before a restart; refuse without ending the session.
-            None => {
-                tracing::info!(
-                    session_id = %session_id,
-                    "rotated-out refresh token within grace but successor not in memory"
-                );
-                Err(Error::InvalidRefreshToken)
+        Rotation::WithinGrace { session_id } => {
+            let successor = state.refresh.grace().successor(&presented_hash, now);
+            match successor {
+                Some(pair) => Ok(pair),
+                // The successor was made before a restart; refuse without ending the session.
+                None => {
+                    tracing::info!(
+                        session_id = %session_id,
+                        "rotated-out refresh token within grace but successor not in memory"
+                    );
+                    Err(Error::InvalidRefreshToken)
+                }
             }
-        },
+        }
         Rotation::Reused {
             session_id,
             user_id,
@@ -183,6 +235,30 @@ async fn rotate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_grace_cache_forgets_what_lapsed_without_scanning_the_rest() {
+        let pair = |i: u8| TokenPair {
+            access_token: Secret::new(format!("a{i}")),
+            refresh_token: Secret::new(format!("r{i}")),
+        };
+        let mut cache = GraceCache::default();
+        for i in 0..10u8 {
+            cache.remember([i; 32], &pair(i), 100 + i64::from(i), 110 + i64::from(i));
+        }
+        assert_eq!(cache.entries.len(), 10);
+        assert!(
+            cache.successor(&[0; 32], 110).is_some(),
+            "the end is inclusive"
+        );
+        assert!(cache.successor(&[0; 32], 111).is_none());
+        // At 115, the first five have lapsed and go with the next insert.
+        cache.remember([99; 32], &pair(99), 115, 125);
+        assert_eq!(cache.entries.len(), 6);
+        assert_eq!(cache.order.len(), 6);
+        let successor = cache.successor(&[5; 32], 115).expect("still within");
+        assert_eq!(successor.refresh_token.expose(), "r5");
+    }
 
     #[test]
     fn only_our_token_shape_reaches_the_store() {

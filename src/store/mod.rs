@@ -17,8 +17,9 @@
 //! one, counts and the schema version — lives apart in `maintenance.rs`; the redb specifics of
 //! opening, migrating and transactions live here.
 //!
-//! Durability is redb's default (`Immediate`): when an operation returns `Ok`, its commit is on
-//! disk, so a 2xx sent after it survives a crash.
+//! Durability: when an operation returns `Ok`, its commit is on disk, so a 2xx sent after it
+//! survives a crash. Writes go through one writer thread (`writer.rs`) that groups the
+//! transactions queued at once under a single fsync, each still committed or aborted on its own.
 
 mod admin;
 mod api_keys;
@@ -30,6 +31,7 @@ mod schema;
 mod sessions;
 mod two_factor;
 mod users;
+mod writer;
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -119,6 +121,8 @@ pub(crate) enum Changed {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    /// The one thread that writes; it ends, and lets go of the database, with the last handle.
+    writer: Arc<writer::Writer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -162,14 +166,17 @@ impl Store {
                 path.display()
             )));
         }
-        let db = Database::create(path)?;
-        let store = Store { db: Arc::new(db) };
-        store.migrate()?;
-        Ok(store)
+        let db = Arc::new(Database::create(path)?);
+        Store::migrate(&db)?;
+        Ok(Store {
+            writer: Arc::new(writer::Writer::start(db.clone())?),
+            db,
+        })
     }
 
-    fn migrate(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+    /// Bring the file to this build's schema; before the writer starts, so nothing else writes.
+    fn migrate(db: &Database) -> Result<(), StoreError> {
+        let tx = db.begin_write()?;
         {
             let mut meta = tx.open_table(schema::META)?;
             let found = meta.get("schema_version")?.map(|v| v.value());
@@ -220,7 +227,8 @@ impl Store {
         .map_err(|_| StoreError::Cancelled)?
     }
 
-    /// Run one write transaction on the blocking pool; it commits only if `f` returns `Ok`.
+    /// Run one write transaction on the writer thread; it commits only if `f` returns `Ok`, and
+    /// this returns once the commit is durable.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
@@ -230,23 +238,13 @@ impl Store {
     }
 
     /// Like `write`, but `f` says whether it changed anything; a transaction that changed
-    /// nothing is aborted rather than committed, so a refused request never costs an fsync.
+    /// nothing is aborted rather than committed, so a refused request never costs an fsync of
+    /// its own.
     async fn write_if_changed<T: Send + 'static>(
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<(T, Changed), StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = self.db.clone();
-        crate::blocking::run(move || {
-            let tx = db.begin_write()?;
-            let (out, changed) = f(&tx)?;
-            match changed {
-                Changed::Yes => tx.commit()?,
-                Changed::No => tx.abort()?,
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|_| StoreError::Cancelled)?
+        self.writer.write(f).await
     }
 }
 

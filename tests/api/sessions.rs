@@ -81,6 +81,42 @@ async fn of_concurrent_refreshes_of_one_token_at_most_one_succeeds() {
 }
 
 #[tokio::test]
+async fn concurrent_refreshes_of_different_sessions_all_succeed() {
+    let app = Arc::new(TestApp::spawn().await);
+    // Several sessions per user as well as several users: neither may hold up the other.
+    let mut live = Vec::new();
+    for u in 0..8 {
+        let email = format!("many{u}@example.com");
+        live.push(app.register(&email).await.refresh_token);
+        for _ in 0..2 {
+            live.push(tokens(&app.login(&email, PASSWORD).await).refresh_token);
+        }
+    }
+    let first = live.clone();
+    for _round in 0..3 {
+        let tasks: Vec<_> = live
+            .iter()
+            .map(|rt| {
+                let (app, rt) = (app.clone(), rt.clone());
+                tokio::spawn(async move { app.refresh(&rt).await })
+            })
+            .collect();
+        let mut next = Vec::new();
+        for t in tasks {
+            let r = t.await.expect("task");
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            let t = tokens(&r);
+            assert_eq!(app.me(&t.token).await.status, 200);
+            next.push(t.refresh_token);
+        }
+        live = next;
+    }
+    // Each rotated once per round: the first tokens are three generations gone.
+    assert_eq!(app.refresh(&first[0]).await.status, 401);
+    assert_eq!(app.refresh(&live[1]).await.status, 200);
+}
+
+#[tokio::test]
 async fn within_the_grace_a_rotated_out_token_gets_the_same_successor() {
     let app = Arc::new(TestApp::spawn_with("[tokens]\nrefresh_reuse_grace = \"10s\"").await);
     let t0 = app.register("grace@example.com").await;

@@ -251,6 +251,86 @@ fn acknowledged_writes_survive_kill_9_under_load_three_times() {
 }
 
 #[test]
+fn acknowledged_rotations_survive_kill_9_during_a_burst_of_grouped_commits_three_times() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const CLIENTS: usize = 32;
+    let (dir, args) = configured(
+        "[passwords]\nscrypt_log_n = 10\n[limits]\nmax_connections_per_address = 1000\n",
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let email = |round: u64, i: usize| format!("burst{round}-{i}@example.com");
+    for round in 0..3 {
+        let mut server = start(dir.path(), &args, &[]);
+        let firsts: Vec<String> = (0..CLIENTS)
+            .map(|i| {
+                let body = json!({"email": email(round, i), "password": "kill-nine-password", "name": "B"});
+                let (status, v) =
+                    http(&server.addr, "POST", "/v1/auth/register", None, Some(&body));
+                assert_eq!(status, 201);
+                v["refresh_token"].as_str().expect("refresh token").to_string()
+            })
+            .collect();
+        // Each client rotates its own session as fast as it can, so the writes queue together
+        // and share commits; each keeps the token it gave up in its last acknowledged rotation.
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients: Vec<_> = firsts
+            .into_iter()
+            .map(|first| {
+                let (addr, stop) = (server.addr.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let (mut live, mut given_up, mut acked) = (first, None, 0u32);
+                    while !stop.load(Ordering::Relaxed) {
+                        let body = json!({ "refresh_token": live });
+                        let Some((200, v)) =
+                            try_http(&addr, "POST", "/v1/auth/refresh", None, Some(&body))
+                        else {
+                            break;
+                        };
+                        let next = v["refresh_token"].as_str().unwrap_or_default().to_string();
+                        given_up = Some(std::mem::replace(&mut live, next));
+                        acked += 1;
+                    }
+                    (given_up, acked)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300 + 150 * round));
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().expect("reaped");
+        stop.store(true, Ordering::Relaxed);
+        let results: Vec<_> = clients
+            .into_iter()
+            .map(|c| c.join().expect("client"))
+            .collect();
+        let acked: u32 = results.iter().map(|(_, n)| n).sum();
+        assert!(
+            acked as usize > CLIENTS,
+            "round {round} was no burst: {acked} rotations acknowledged"
+        );
+        let server = start(dir.path(), &args, &[]);
+        // Had an acknowledged rotation been lost, the token it gave up would be live again; had
+        // the whole session been lost, that token would be refused too, hence the login first.
+        for (i, (given_up, _)) in results.iter().enumerate() {
+            let body = json!({"email": email(round, i), "password": "kill-nine-password"});
+            assert_eq!(
+                http(&server.addr, "POST", "/v1/auth/login", None, Some(&body)).0,
+                200,
+                "round {round}: client {i}'s account"
+            );
+            let Some(given_up) = given_up else { continue };
+            let body = json!({ "refresh_token": given_up });
+            assert_eq!(
+                http(&server.addr, "POST", "/v1/auth/refresh", None, Some(&body)).0,
+                401,
+                "round {round}: client {i}'s last acknowledged rotation was lost"
+            );
+        }
+        assert_eq!(server.terminate().0, 0);
+    }
+}
+
+#[test]
 fn a_full_disk_fails_writes_generically_and_loses_nothing_acknowledged() {
     let (dir, args) = configured("[passwords]\nscrypt_log_n = 10\n");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
