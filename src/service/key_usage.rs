@@ -8,47 +8,57 @@ use std::sync::{Mutex, MutexGuard};
 use crate::clock::UnixTime;
 use crate::store::{Store, StoreError};
 
+/// Independent locks, picked by a byte of the key's hash (itself uniform), so that concurrent
+/// key checks rarely meet on one lock.
+const SHARDS: usize = 16;
+
 /// Last use per key hash since the last flush.
 #[derive(Debug, Default)]
 pub struct KeyUsage {
-    pending: Mutex<HashMap<[u8; 32], UnixTime>>,
+    shards: [Mutex<HashMap<[u8; 32], UnixTime>>; SHARDS],
 }
 
 impl KeyUsage {
     /// Note that the key with this hash was used at `now`.
     pub fn note(&self, hash: [u8; 32], now: UnixTime) {
-        self.lock().insert(hash, now);
+        self.shard(&hash).insert(hash, now);
     }
 
     /// The unwritten last use of each key in `hashes`, in order.
     pub fn pending(&self, hashes: impl Iterator<Item = [u8; 32]>) -> Vec<Option<UnixTime>> {
-        let pending = self.lock();
-        hashes.map(|h| pending.get(&h).copied()).collect()
+        hashes.map(|h| self.shard(&h).get(&h).copied()).collect()
     }
 
     /// Write the buffer to `store` in one transaction. Entries leave it only once written (and
     /// only if no later use came in meanwhile), so a list running during the write still sees
     /// them, and a failed write loses nothing.
     pub async fn flush(&self, store: &Store) -> Result<(), StoreError> {
-        let pending: Vec<([u8; 32], UnixTime)> =
-            self.lock().iter().map(|(h, at)| (*h, *at)).collect();
+        let pending: Vec<([u8; 32], UnixTime)> = self
+            .shards
+            .iter()
+            .flat_map(|s| lock(s).iter().map(|(h, at)| (*h, *at)).collect::<Vec<_>>())
+            .collect();
         if pending.is_empty() {
             return Ok(());
         }
         store.record_api_key_use(pending.clone()).await?;
-        let mut buffer = self.lock();
         for (hash, at) in pending {
-            if buffer.get(&hash) == Some(&at) {
-                buffer.remove(&hash);
+            let mut shard = self.shard(&hash);
+            if shard.get(&hash) == Some(&at) {
+                shard.remove(&hash);
             }
         }
         Ok(())
     }
 
-    /// A poisoned lock still holds valid timestamps, so it is used as is.
-    fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 32], UnixTime>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    fn shard(&self, hash: &[u8; 32]) -> MutexGuard<'_, HashMap<[u8; 32], UnixTime>> {
+        lock(&self.shards[usize::from(hash[0]) % SHARDS])
     }
+}
+
+/// A poisoned lock still holds valid timestamps, so it is used as is.
+fn lock(m: &Mutex<HashMap<[u8; 32], UnixTime>>) -> MutexGuard<'_, HashMap<[u8; 32], UnixTime>> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
