@@ -86,6 +86,9 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 curl -fsS -o /dev/null "$BASE/healthz"
+# Memory budget (DESIGN: idle <= 15 MiB; <= 64 MiB under load with full caches).
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$SERVER_PID/status"; }
+RSS_IDLE=$(rss_kib)
 
 # json_field FIELD: FIELD of the JSON object on stdin, or a message and failure.
 json_field() {
@@ -309,6 +312,8 @@ for name in healthz me jwks verify_api_key verify_access_token refresh_1_client 
 done
 echo "(other% = CPU used by anything but the server and wrk during the run, of all $(nproc) CPUs," \
     "give or take 5)"
+echo "server memory: idle ${RSS_IDLE} KiB RSS; after the runs $(rss_kib) KiB RSS," \
+    "peak $(awk '/^VmHWM/ { print $2 }' "/proc/$SERVER_PID/status") KiB"
 if ((CONTENDED > 0)); then
     echo "WARNING: $CONTENDED run(s) shared the CPUs with other work (other% >= 10); rerun when idle"
 fi

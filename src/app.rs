@@ -88,7 +88,8 @@ impl App {
         let path = config.db_path();
         let existed = path.exists();
         let opened = path.clone();
-        let store = crate::blocking::run(move || Store::open(&opened))
+        let (sessions, keys) = (config.cache.sessions, config.cache.keys);
+        let store = crate::blocking::run(move || Store::open_with_caches(&opened, sessions, keys))
             .await
             .map_err(|_| StartupError::Other("runtime shutting down".into()))??;
         if !existed {

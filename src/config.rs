@@ -192,6 +192,10 @@ pub struct LimitsConfig {
 pub struct CacheConfig {
     /// Access tokens whose signature was checked (about 400 bytes each).
     pub tokens: usize,
+    /// Sessions read with their user for bearer checks (about 1.5 KiB each).
+    pub sessions: usize,
+    /// API keys read with their user for key checks (about 1.5 KiB each).
+    pub keys: usize,
 }
 
 /// Everything wrong with a config file, one line per problem, each naming its key.
@@ -374,6 +378,8 @@ impl Config {
         let mut s = root.section("cache");
         let cache = CacheConfig {
             tokens: s.int("tokens", 10_000, 0, 10_000_000),
+            sessions: s.int("sessions", 10_000, 0, 10_000_000),
+            keys: s.int("keys", 10_000, 0, 10_000_000),
         };
         s.finish();
         root.finish();

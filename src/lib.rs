@@ -23,6 +23,7 @@
 pub mod admin;
 pub(crate) mod app;
 pub(crate) mod blocking;
+pub(crate) mod bounded;
 pub mod cli;
 pub mod clock;
 pub mod config;

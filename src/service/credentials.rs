@@ -29,7 +29,7 @@ async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, 
             tracing::debug!(reason = ?e, "access token refused");
             Error::Unauthorized
         })?;
-    let Some((session, user)) = state
+    let Some(found) = state
         .store
         .session_with_user(claims.sid.clone(), now)
         .await?
@@ -46,6 +46,7 @@ async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, 
             Error::Unauthorized
         });
     };
+    let (session, user) = &*found;
     if session.user_id != claims.sub {
         return Err(Error::Unauthorized);
     }
@@ -53,33 +54,35 @@ async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, 
         return Err(Error::AccountDisabled);
     }
     Ok(Principal {
-        user: User::from(&user),
+        user: User::from(user),
         credential: Credential::Session {
-            session_id: session.id,
+            session_id: session.id.clone(),
             auth_time: session.auth_time,
         },
     })
 }
 
-/// An API key: checksum (no store), one SHA-256, one read; its use is noted in memory only.
+/// An API key: checksum (no store), one SHA-256, one read (or a cache hit); its use is noted in
+/// memory only.
 async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, Error> {
     if !api_key::well_formed(key, &state.config.api_keys.prefix) {
         return Err(Error::Unauthorized);
     }
     let hash = random::sha256(key.as_bytes());
     let now = state.now();
-    let Some((key, user)) = state.store.api_key_with_user(hash, now).await? else {
+    let Some(found) = state.store.api_key_with_user(hash, now).await? else {
         return Err(Error::Unauthorized);
     };
+    let (key, user) = &*found;
     if user.disabled {
         return Err(Error::AccountDisabled);
     }
     state.key_usage.note(hash, now);
     Ok(Principal {
-        user: User::from(&user),
+        user: User::from(user),
         credential: Credential::ApiKey {
-            key_id: key.id,
-            scopes: key.scopes,
+            key_id: key.id.clone(),
+            scopes: key.scopes.clone(),
         },
     })
 }

@@ -4,7 +4,6 @@
 pub mod accounts;
 pub mod admin;
 pub mod api_keys;
-pub mod bounded;
 pub mod credentials;
 pub mod guesses;
 pub mod health;

@@ -18,7 +18,7 @@ use crate::config::{Rate, RateLimitsConfig};
 use crate::domain::net::client_network;
 use crate::error::Error;
 
-use super::bounded::ShardedLru;
+use crate::bounded::ShardedLru;
 
 /// What is being counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

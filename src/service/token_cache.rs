@@ -12,7 +12,7 @@ use crate::crypto::jwt::{self, Claims, JwtError};
 use crate::crypto::keys::Keyring;
 use crate::crypto::random;
 
-use super::bounded::ShardedLru;
+use crate::bounded::ShardedLru;
 
 /// A token that passed every check, and the key that signed it.
 #[derive(Debug)]

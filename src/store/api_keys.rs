@@ -1,5 +1,7 @@
 //! API keys: create under a per-user cap, list, revoke, find by hash, and record usage in batches.
 
+use std::sync::Arc;
+
 use redb::{ReadableMultimapTable, ReadableTable, WriteTransaction};
 
 use crate::clock::UnixTime;
@@ -22,6 +24,7 @@ pub enum KeyCreateOutcome {
 }
 
 fn delete_key(tx: &WriteTransaction, k: &ApiKeyRecord) -> Result<(), StoreError> {
+    super::read_cache::touch(&k.user_id);
     tx.open_table(API_KEYS)?.remove(k.hash.as_slice())?;
     tx.open_table(API_KEYS_BY_ID)?.remove(k.id.as_str())?;
     tx.open_multimap_table(API_KEYS_BY_USER)?
@@ -168,24 +171,29 @@ impl Store {
         &self,
         hash: [u8; 32],
         now: UnixTime,
-    ) -> Result<Option<(ApiKey, Account)>, StoreError> {
-        self.read_inline(|tx| {
-            let keys = tx.open_table(API_KEYS)?;
-            let Some(bytes) = keys.get(hash.as_slice())? else {
-                return Ok(None);
-            };
-            let k: ApiKeyRecord = decode("api_keys", bytes.value())?;
-            if !random::ct_eq(&k.hash, &hash) || now >= k.expires_at {
-                return Ok(None);
-            }
-            let users = tx.open_table(USERS)?;
-            let Some(bytes) = users.get(k.user_id.as_str())? else {
-                return Err(StoreError::Corrupt(format!(
-                    "api key {} of missing user",
-                    k.id
-                )));
-            };
-            Ok(Some((ApiKey::from(&k), decode_user(bytes.value())?)))
+    ) -> Result<Option<Arc<(ApiKey, Account)>>, StoreError> {
+        if let Some(hit) = self.cache.key(&hash, now) {
+            return Ok(Some(hit));
+        }
+        self.cache.read_key(hash, || {
+            self.read_inline(|tx| {
+                let keys = tx.open_table(API_KEYS)?;
+                let Some(bytes) = keys.get(hash.as_slice())? else {
+                    return Ok(None);
+                };
+                let k: ApiKeyRecord = decode("api_keys", bytes.value())?;
+                if !random::ct_eq(&k.hash, &hash) || now >= k.expires_at {
+                    return Ok(None);
+                }
+                let users = tx.open_table(USERS)?;
+                let Some(bytes) = users.get(k.user_id.as_str())? else {
+                    return Err(StoreError::Corrupt(format!(
+                        "api key {} of missing user",
+                        k.id
+                    )));
+                };
+                Ok(Some((ApiKey::from(&k), decode_user(bytes.value())?)))
+            })
         })
     }
 

@@ -25,6 +25,7 @@ mod admin;
 mod api_keys;
 mod keys;
 mod maintenance;
+mod read_cache;
 mod records;
 mod rows;
 mod schema;
@@ -121,6 +122,8 @@ pub(crate) enum Changed {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    /// Read-through caches of the bearer-check reads, kept current by this store's writes.
+    cache: Arc<read_cache::ReadCache>,
     /// The one thread that writes; it ends, and lets go of the database, with the last handle.
     writer: Arc<writer::Writer>,
 }
@@ -170,8 +173,26 @@ impl Store {
         Store::migrate(&db)?;
         Ok(Store {
             writer: Arc::new(writer::Writer::start(db.clone())?),
+            cache: Arc::new(read_cache::ReadCache::new(0, 0)),
             db,
         })
+    }
+
+    /// `open`, with read-through caches of at most `sessions` sessions and `keys` API keys
+    /// behind the bearer checks (0 turns one off).
+    pub fn open_with_caches(
+        path: &Path,
+        sessions: usize,
+        keys: usize,
+    ) -> Result<Store, StoreError> {
+        let mut store = Store::open(path)?;
+        store.cache = Arc::new(read_cache::ReadCache::new(sessions, keys));
+        Ok(store)
+    }
+
+    /// Sessions and API keys held by the read-through caches.
+    pub fn cached(&self) -> (usize, usize) {
+        self.cache.held()
     }
 
     /// Bring the file to this build's schema; before the writer starts, so nothing else writes.
@@ -244,7 +265,24 @@ impl Store {
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<(T, Changed), StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.writer.write(f).await
+        let gathering = move |tx: &WriteTransaction| {
+            read_cache::start_gathering();
+            let result = f(tx);
+            let touched = read_cache::gathered();
+            result.map(|(out, changed)| ((out, touched), changed))
+        };
+        match self.writer.write(gathering).await {
+            // Durable now, and not yet answered: entries read before it can no longer match.
+            Ok((out, touched)) => {
+                self.cache.invalidate(&touched);
+                Ok(out)
+            }
+            Err(e) => {
+                // A failed sync may leave commits visible that nothing vouches for.
+                self.cache.clear();
+                Err(e)
+            }
+        }
     }
 }
 

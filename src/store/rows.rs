@@ -20,6 +20,7 @@ pub(super) fn get_user(tx: &WriteTransaction, id: &str) -> Result<Account, Store
 }
 
 pub(super) fn put_user(tx: &WriteTransaction, user: &Account) -> Result<(), StoreError> {
+    super::read_cache::touch(&user.id);
     tx.open_table(USERS)?
         .insert(user.id.as_str(), encode_user(user)?.as_slice())?;
     Ok(())

@@ -5,6 +5,8 @@
 //! (RFC 9700 §4.14.2) and ends the whole session, unless it is the immediate predecessor within
 //! the configured grace, which the service answers from memory without any write.
 
+use std::sync::Arc;
+
 use redb::{ReadableMultimapTable, ReadableTable, WriteTransaction};
 
 use crate::clock::UnixTime;
@@ -187,6 +189,7 @@ fn get_session(tx: &WriteTransaction, id: &str) -> Result<Option<SessionRecord>,
 
 /// Delete a session with every index entry pointing at it.
 fn delete_session(tx: &WriteTransaction, s: &SessionRecord) -> Result<(), StoreError> {
+    super::read_cache::touch(&s.user_id);
     let mut tokens = tx.open_table(REFRESH_TOKENS)?;
     tokens.remove(s.current_hash.as_slice())?;
     for h in &s.previous_hashes {
@@ -204,24 +207,29 @@ impl Store {
         &self,
         session_id: String,
         now: UnixTime,
-    ) -> Result<Option<(Session, Account)>, StoreError> {
-        self.read_inline(|tx| {
-            let sessions = tx.open_table(SESSIONS)?;
-            let Some(bytes) = sessions.get(session_id.as_str())? else {
-                return Ok(None);
-            };
-            let s: SessionRecord = decode("sessions", bytes.value())?;
-            if now >= s.expires_at {
-                return Ok(None);
-            }
-            let users = tx.open_table(USERS)?;
-            let Some(bytes) = users.get(s.user_id.as_str())? else {
-                return Err(StoreError::Corrupt(format!(
-                    "session {} of missing user",
-                    s.id
-                )));
-            };
-            Ok(Some((Session::from(&s), decode_user(bytes.value())?)))
+    ) -> Result<Option<Arc<(Session, Account)>>, StoreError> {
+        if let Some(hit) = self.cache.session(&session_id, now) {
+            return Ok(Some(hit));
+        }
+        self.cache.read_session(&session_id, || {
+            self.read_inline(|tx| {
+                let sessions = tx.open_table(SESSIONS)?;
+                let Some(bytes) = sessions.get(session_id.as_str())? else {
+                    return Ok(None);
+                };
+                let s: SessionRecord = decode("sessions", bytes.value())?;
+                if now >= s.expires_at {
+                    return Ok(None);
+                }
+                let users = tx.open_table(USERS)?;
+                let Some(bytes) = users.get(s.user_id.as_str())? else {
+                    return Err(StoreError::Corrupt(format!(
+                        "session {} of missing user",
+                        s.id
+                    )));
+                };
+                Ok(Some((Session::from(&s), decode_user(bytes.value())?)))
+            })
         })
     }
 

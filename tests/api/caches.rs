@@ -33,7 +33,7 @@ async fn warm(app: &TestApp, token: &str) {
 
 #[tokio::test]
 async fn revocations_hold_on_the_very_next_request_with_the_cache_warm_and_off() {
-    for config in ["", "[cache]\ntokens = 0"] {
+    for config in ["", "[cache]\ntokens = 0\nsessions = 0\nkeys = 0"] {
         let app = TestApp::spawn_with(config).await;
         let first = app.register("cached@example.com").await;
         let second = tokens(&app.login("cached@example.com", PASSWORD).await);

@@ -53,6 +53,13 @@ impl<K: Hash + Eq, V> ShardedLru<K, V> {
         self.shard(key).pop(key)
     }
 
+    /// Forget every entry.
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            lock(shard).clear();
+        }
+    }
+
     /// Entries held now.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(s).len()).sum()
