@@ -52,9 +52,14 @@ struct Cached<T> {
 pub(super) struct ReadCache {
     next: AtomicU64,
     versions: ShardedLru<String, u64>,
-    sessions: Option<ShardedLru<String, Cached<(Session, Account)>>>,
-    keys: Option<ShardedLru<[u8; 32], Cached<(ApiKey, Account)>>>,
+    sessions: Option<ShardedLru<String, Cached<SessionRead>>>,
+    keys: Option<ShardedLru<[u8; 32], Cached<KeyRead>>>,
 }
+
+/// What `session_with_user` reads.
+type SessionRead = (Session, Account);
+/// What `api_key_with_user` reads.
+type KeyRead = (ApiKey, Account);
 
 impl ReadCache {
     pub(super) fn new(sessions: usize, keys: usize) -> Self {
