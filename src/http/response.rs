@@ -32,6 +32,9 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
+    // Room for the security headers `harden` adds and a handler's own, so the map is not
+    // regrown on every response.
+    resp.headers_mut().reserve(16);
     resp
 }
 
@@ -74,6 +77,8 @@ pub fn error(err: &Error) -> Response<Body> {
     resp
 }
 
+const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
 /// Headers on every response, success or error. `Cache-Control: no-store` unless a handler chose
 /// otherwise: most responses carry tokens or personal data.
 pub fn harden(resp: &mut Response<Body>, request_id: &str) {
@@ -96,7 +101,7 @@ pub fn harden(resp: &mut Response<Body>, request_id: &str) {
         HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     );
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert("x-request-id", v);
+        h.insert(X_REQUEST_ID, v);
     }
 }
 

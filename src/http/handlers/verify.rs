@@ -5,7 +5,7 @@
 //! ignores every other forwarded header and any body, and answers in headers as well as JSON.
 
 use hyper::body::Incoming;
-use hyper::header::HeaderValue;
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use crate::domain::models::{Credential, Principal};
@@ -43,14 +43,20 @@ pub fn verify(
     let h = resp.headers_mut();
     let value =
         |s: &str| HeaderValue::from_str(s).map_err(|_| Error::Internal("header value".into()));
-    h.insert("x-auth-user-id", value(&who.user.id)?);
-    h.insert("x-auth-credential", HeaderValue::from_static(credential));
-    h.insert("x-auth-scopes", value(&scopes.join(" "))?);
+    h.insert(X_AUTH_USER_ID, value(&who.user.id)?);
+    h.insert(X_AUTH_CREDENTIAL, HeaderValue::from_static(credential));
+    h.insert(X_AUTH_SCOPES, value(&scopes.join(" "))?);
     if let Some(id) = key_id {
-        h.insert("x-auth-key-id", value(id)?);
+        h.insert(X_AUTH_KEY_ID, value(id)?);
     }
     Ok(resp)
 }
+
+// Named once: a `&str` name is parsed and checked on every insert.
+const X_AUTH_USER_ID: HeaderName = HeaderName::from_static("x-auth-user-id");
+const X_AUTH_CREDENTIAL: HeaderName = HeaderName::from_static("x-auth-credential");
+const X_AUTH_SCOPES: HeaderName = HeaderName::from_static("x-auth-scopes");
+const X_AUTH_KEY_ID: HeaderName = HeaderName::from_static("x-auth-key-id");
 
 /// Every `scope` parameter of the query, form-decoded (names too: `sc%6Fpe` is `scope`); each
 /// may repeat and may hold several scopes separated by spaces, as OAuth writes them, and all are
