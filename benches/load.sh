@@ -17,7 +17,10 @@
 # Usage:   benches/load.sh target/release/cloudheed-auth
 # Env:     PORT (default 18080), DURATION (8s per run), THREADS (2), CONNECTIONS (64),
 #          SESSION_CLIENTS (4: concurrent chains in the 1-vs-100-sessions rows),
-#          RUST_LOG (server log level; default info, one line per request, to a file).
+#          RUST_LOG (server log level; default info, one line per request),
+#          SERVER_LOG (where those lines go; default /dev/null: a file grows by about a
+#          gigabyte per run, and the kernel then throttles the server's writes, which skews every
+#          later row; set a path to keep them for the diagnostics at the end).
 # Needs:   wrk (apt-get install -y wrk), curl, python3. Only ever targets 127.0.0.1.
 # Takes:   about 9 x DURATION plus ~10 s of setup.
 set -euo pipefail
@@ -77,12 +80,16 @@ max_connections = $((CONNECTION_CAP > 1024 ? CONNECTION_CAP : 1024))
 max_connections_per_address = ${CONNECTION_CAP}
 EOF
 
-"$BIN" --config "$WORK/config.toml" serve >"$WORK/server.log" 2>&1 &
+SERVER_LOG=${SERVER_LOG:-/dev/null}
+"$BIN" --config "$WORK/config.toml" serve >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 
 for _ in $(seq 1 100); do
     curl -fs -o /dev/null "$BASE/healthz" && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
+    kill -0 "$SERVER_PID" 2>/dev/null || {
+        echo "the server exited; rerun with SERVER_LOG=/tmp/server.log to see why" >&2
+        exit 1
+    }
     sleep 0.1
 done
 curl -fsS -o /dev/null "$BASE/healthz"
@@ -323,12 +330,12 @@ if ((PROBLEMS > 0)); then
     # wrk cannot tell which statuses the read runs got without slowing itself down; the server's
     # per-request log lines can (at RUST_LOG=info, the default).
     echo "non-2xx responses in the server log, by route:"
-    { grep -o 'route="[^"]*" status=[0-9]*' "$WORK/server.log" || true; } |
+    { grep -o 'route="[^"]*" status=[0-9]*' "$SERVER_LOG" || true; } |
         { grep -v 'status=2' || true; } | sort | uniq -c | sed 's/^/  /'
     echo "connections the server refused, by limit:"
-    { grep -o 'connection refused.*limit="[^"]*"' "$WORK/server.log" || true; } |
+    { grep -o 'connection refused.*limit="[^"]*"' "$SERVER_LOG" || true; } |
         sed 's/connection refused.*limit=//' | sort | uniq -c | sed 's/^/  /'
     echo "first warnings and errors in the server log:"
-    { grep -E '^\S+ +(WARN|ERROR) ' "$WORK/server.log" || true; } | head -n 10 | sed 's/^/  /'
+    { grep -E '^\S+ +(WARN|ERROR) ' "$SERVER_LOG" || true; } | head -n 10 | sed 's/^/  /'
 fi
 exit 0
