@@ -66,16 +66,15 @@ fn flags_override_the_config_file_and_a_second_server_on_the_same_data_is_refuse
 #[test]
 fn sigint_stops_the_server_cleanly_too() {
     let dir = tempfile::tempdir().expect("tmp");
-    let server = start(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[]);
+    let mut server = start(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[]);
     let ok = Command::new("kill")
         .args(["-INT", &server.child.id().to_string()])
         .status()
         .expect("kill");
     assert!(ok.success());
-    let mut child = server.child;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(status) = child.try_wait().expect("wait") {
+        if let Some(status) = server.child.try_wait().expect("wait") {
             assert_eq!(status.code(), Some(0));
             break;
         }

@@ -130,6 +130,17 @@ impl Server {
     }
 }
 
+/// A test that fails midway must not leave its server running (and holding a port and a data
+/// dir) after the test binary is gone.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A minimal HTTP/1.1 exchange with `Connection: close`.
 pub(super) fn http(
     addr: &str,
