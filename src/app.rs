@@ -108,6 +108,15 @@ impl App {
             p.queue_timeout,
         )
         .await?;
+        let mailer = crate::service::mail::Mailer::new(&config).map_err(StartupError::Other)?;
+        if let Some(dir) = mailer.file_dir() {
+            tracing::warn!(
+                dir = %dir.display(),
+                "email.transport is \"file\": mail is written to files there, not delivered"
+            );
+        } else if !mailer.enabled() {
+            tracing::info!("email.transport is \"none\": no mail is sent");
+        }
         let limits = crate::service::rate_limit::RateLimiter::new(&config.rate_limits);
         let config_tokens_cache = config.cache.tokens;
         let state = AppState {
@@ -124,6 +133,7 @@ impl App {
             rotation: Default::default(),
             account_lock: Default::default(),
             token_cache: crate::service::token_cache::TokenCache::new(config_tokens_cache),
+            mailer,
         };
         Ok(App {
             state: Arc::new(state),
@@ -143,6 +153,12 @@ impl App {
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         let flusher = tokio::spawn(flush_key_usage_periodically(self.state.clone()));
+        // With mail off nothing is sent; whatever is queued waits for a transport.
+        let mailer = self
+            .state
+            .mailer
+            .enabled()
+            .then(|| tokio::spawn(crate::service::mail::deliver_forever(self.state.clone())));
         let admin_path = crate::admin::socket_path(&self.state.config);
         let admin = tokio::spawn(crate::admin::server::serve(
             self.state.clone(),
@@ -176,6 +192,11 @@ impl App {
         drop(listener);
         self.drain(graceful).await;
         flusher.abort();
+        // Stopped between two messages or mid-send: an unsent message stays queued, and one
+        // the relay took before the abort goes again after the restart (at least once).
+        if let Some(mailer) = mailer {
+            mailer.abort();
+        }
         admin.abort();
         let _ = std::fs::remove_file(&admin_path);
         if let Err(e) = self.state.key_usage.flush(&self.state.store).await {

@@ -31,6 +31,10 @@ pub struct Config {
     pub issuer: String,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Where users reach this server, `http(s)://host[:port]`: the base of links in mail.
+    pub public_url: String,
+    /// `[email]`.
+    pub email: EmailConfig,
     /// `[accounts]`.
     pub accounts: AccountsConfig,
     /// `[tokens]`.
@@ -51,11 +55,109 @@ pub struct Config {
     pub effective: Vec<String>,
 }
 
+/// How mail leaves the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailTransport {
+    /// To an SMTP relay.
+    Smtp,
+    /// Into one `.eml` file per message under `<data_dir>/mail/`: nothing is delivered.
+    File,
+    /// Nowhere: mail features are off.
+    None,
+}
+
+/// An SMTP relay, from `email.smtp_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpUrl {
+    /// `smtps://`: TLS from the first byte. Otherwise plain, upgraded with STARTTLS.
+    pub implicit_tls: bool,
+    /// Host name or address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl SmtpUrl {
+    /// Parse `smtp://host[:port]` (port 587 by default) or `smtps://host[:port]` (465), with no
+    /// user, path or query: credentials have their own keys, so they never sit in a URL.
+    pub fn parse(s: &str) -> Result<SmtpUrl, String> {
+        let err = || "must look like \"smtp://host:587\" or \"smtps://host:465\"".to_string();
+        let (scheme, rest) = s.split_once("://").ok_or_else(err)?;
+        let (implicit_tls, default_port) = match scheme {
+            "smtp" => (false, 587),
+            "smtps" => (true, 465),
+            _ => return Err(err()),
+        };
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(err)?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        let port = match port {
+            None if rest.starts_with('[') && !rest.ends_with(']') => return Err(err()),
+            None => default_port,
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(err)?,
+        };
+        let host_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b));
+        if !host_ok {
+            return Err(err());
+        }
+        Ok(SmtpUrl {
+            implicit_tls,
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// Whether the relay is on this machine, where mail may go in the clear.
+    pub fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+/// `[email]`.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// How mail leaves the server.
+    pub transport: MailTransport,
+    /// The relay, when `transport` is SMTP.
+    pub smtp_url: Option<SmtpUrl>,
+    /// SMTP AUTH user; none means no AUTH.
+    pub smtp_username: Option<String>,
+    /// File holding the SMTP password (a systemd credential), read at start.
+    pub smtp_password_file: Option<PathBuf>,
+    /// The `From` mailbox, as written (`Name <addr>` or `addr`).
+    pub from: String,
+    /// Send a verification mail at registration.
+    pub verify_on_register: bool,
+    /// Lifetime of an email-verification link.
+    pub verification_ttl: Duration,
+    /// Lifetime of a password-reset link.
+    pub reset_ttl: Duration,
+    /// Lifetime of an email-change confirmation link.
+    pub change_ttl: Duration,
+    /// Deliveries tried before a message is dropped.
+    pub max_attempts: u32,
+}
+
 /// `[accounts]`.
 #[derive(Debug, Clone)]
 pub struct AccountsConfig {
     /// Plan given to every new account.
     pub default_plan: String,
+    /// Refuse logins of accounts whose email is not verified (403 `email_not_verified`).
+    pub require_verified_email: bool,
 }
 
 /// `[tokens]`.
@@ -258,9 +360,17 @@ impl Config {
             "json" => Ok(LogFormat::Json),
             _ => Err("must be \"text\" or \"json\"".to_string()),
         });
+        let public_url = root.parse_str("public_url", &format!("http://{listen}"), |s| {
+            if is_origin(s) {
+                Ok(s.to_string())
+            } else {
+                Err("must be http(s)://host[:port], without a path or trailing slash".to_string())
+            }
+        });
         let mut s = root.section("accounts");
         let accounts = AccountsConfig {
             default_plan: s.string("default_plan", "free"),
+            require_verified_email: s.bool("require_verified_email", false),
         };
         s.finish();
         let mut s = root.section("tokens");
@@ -375,6 +485,9 @@ impl Config {
             request_timeout: s.positive_duration("request_timeout", "30s"),
         };
         s.finish();
+        let mut s = root.section("email");
+        let email = read_email(&mut s);
+        s.finish();
         let mut s = root.section("cache");
         let cache = CacheConfig {
             tokens: s.int("tokens", 10_000, 0, 10_000_000),
@@ -391,6 +504,8 @@ impl Config {
             data_dir,
             issuer,
             log_format,
+            public_url,
+            email,
             accounts,
             tokens,
             passwords,
@@ -428,6 +543,58 @@ impl Config {
         ));
         out
     }
+}
+
+/// `[email]`, with the checks that need more than one key.
+fn read_email(s: &mut Section<'_>) -> EmailConfig {
+    let transport = s.parse_str("transport", "file", |v| match v {
+        "smtp" => Ok(MailTransport::Smtp),
+        "file" => Ok(MailTransport::File),
+        "none" => Ok(MailTransport::None),
+        _ => Err("must be \"smtp\", \"file\" or \"none\"".to_string()),
+    });
+    // A malformed URL is reported as such, not again as a missing one.
+    let smtp_url_written = s
+        .table
+        .get("smtp_url")
+        .is_some_and(|v| v.as_str() != Some(""));
+    let smtp_url = s.parse_str("smtp_url", "", |v| {
+        if v.is_empty() {
+            Ok(None)
+        } else {
+            SmtpUrl::parse(v).map(Some)
+        }
+    });
+    let optional = |v: String| Some(v).filter(|v| !v.is_empty());
+    let smtp_username = optional(s.string("smtp_username", ""));
+    let smtp_password_file = optional(s.string("smtp_password_file", "")).map(PathBuf::from);
+    let from = s.parse_str("from", "cloudheed-auth <noreply@localhost>", |v| {
+        v.parse::<lettre::message::Mailbox>()
+            .map(|_| v.to_string())
+            .map_err(|_| "must be an address, or a name and <address>".to_string())
+    });
+    let email = EmailConfig {
+        transport,
+        smtp_url,
+        smtp_username,
+        smtp_password_file,
+        from,
+        verify_on_register: s.bool("verify_on_register", true),
+        verification_ttl: s.positive_duration("verification_ttl", "24h"),
+        reset_ttl: s.positive_duration("reset_ttl", "30m"),
+        change_ttl: s.positive_duration("change_ttl", "1h"),
+        max_attempts: s.int("max_attempts", 8, 1, 100),
+    };
+    if email.transport == MailTransport::Smtp && !smtp_url_written {
+        s.problem("smtp_url", "is required when transport = \"smtp\"");
+    }
+    if email.smtp_username.is_some() != email.smtp_password_file.is_some() {
+        s.problem(
+            "smtp_password_file",
+            "and smtp_username must be set together (or neither)",
+        );
+    }
+    email
 }
 
 /// `scheme://host[:port]`, exactly as browsers send `Origin`; never a wildcard.
@@ -826,6 +993,107 @@ mod tests {
         let err =
             Config::from_toml("[rate_limits]\nlogin = [\"5/1m\", \"oops\"]\n").expect_err("bad");
         assert!(err.problems[0].starts_with("rate_limits.login:"), "{err}");
+    }
+
+    #[test]
+    fn mail_settings_default_to_files_and_a_url_from_listen() {
+        let c = Config::from_toml("listen = \"0.0.0.0:9000\"\n").expect("valid");
+        assert_eq!(c.public_url, "http://0.0.0.0:9000");
+        assert_eq!(c.email.transport, MailTransport::File);
+        assert_eq!(c.email.smtp_url, None);
+        assert_eq!(c.email.from, "cloudheed-auth <noreply@localhost>");
+        assert!(c.email.verify_on_register);
+        assert_eq!(c.email.verification_ttl, Duration::from_secs(86_400));
+        assert_eq!(c.email.reset_ttl, Duration::from_secs(1800));
+        assert_eq!(c.email.change_ttl, Duration::from_secs(3600));
+        assert_eq!(c.email.max_attempts, 8);
+        let c = Config::from_toml(
+            "public_url = \"https://auth.example.com\"\n[email]\ntransport = \"smtp\"\nsmtp_url = \"smtps://mail.example.com\"\nsmtp_username = \"me\"\nsmtp_password_file = \"/run/credentials/pw\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.public_url, "https://auth.example.com");
+        assert_eq!(
+            c.email.smtp_url,
+            Some(SmtpUrl {
+                implicit_tls: true,
+                host: "mail.example.com".into(),
+                port: 465
+            })
+        );
+        assert!(c
+            .summary()
+            .contains("email.smtp_password_file = \"/run/credentials/pw\"\n"));
+    }
+
+    #[test]
+    fn smtp_urls_are_scheme_host_and_port() {
+        let parse = |s: &str| SmtpUrl::parse(s).map(|u| (u.implicit_tls, u.host, u.port));
+        assert_eq!(
+            parse("smtp://127.0.0.1:2525"),
+            Ok((false, "127.0.0.1".into(), 2525))
+        );
+        assert_eq!(
+            parse("smtp://mail.example.com"),
+            Ok((false, "mail.example.com".into(), 587))
+        );
+        assert_eq!(parse("smtps://[::1]:465"), Ok((true, "::1".into(), 465)));
+        for bad in [
+            "mail.example.com:25",
+            "http://mail.example.com",
+            "smtp://",
+            "smtp://user:pw@host:25",
+            "smtp://host:25/path",
+            "smtp://host:0",
+            "smtp://host:99999",
+            "smtp://[::1",
+        ] {
+            assert!(SmtpUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert!(SmtpUrl::parse("smtp://localhost:25")
+            .expect("ok")
+            .is_loopback());
+        assert!(SmtpUrl::parse("smtp://[::1]:25").expect("ok").is_loopback());
+        assert!(!SmtpUrl::parse("smtp://10.0.0.1:25")
+            .expect("ok")
+            .is_loopback());
+    }
+
+    #[test]
+    fn bad_mail_settings_are_refused_naming_the_key() {
+        let err = Config::from_toml(
+            r#"
+            public_url = "https://auth.example.com/"
+            [email]
+            transport = "carrier-pigeon"
+            from = "not an address"
+            max_attempts = 0
+            reset_ttl = "0s"
+            smtp_username = "me"
+            "#,
+        )
+        .expect_err("invalid");
+        let all = err.problems.join("\n");
+        for key in [
+            "public_url: \"https://auth.example.com/\" must be http(s)://host[:port]",
+            "email.transport:",
+            "email.from:",
+            "email.max_attempts: 0 must be between 1 and 100",
+            "email.reset_ttl:",
+            "email.smtp_password_file:",
+        ] {
+            assert!(all.contains(key), "missing {key:?} in:\n{all}");
+        }
+        let err = Config::from_toml("[email]\ntransport = \"smtp\"\n").expect_err("no url");
+        assert_eq!(
+            err.problems,
+            ["email.smtp_url: is required when transport = \"smtp\""]
+        );
+        let err = Config::from_toml("[email]\nsmtp_url = \"smtp://x/y\"\n").expect_err("bad url");
+        assert!(err.problems[0].starts_with("email.smtp_url:"), "{err}");
+        for bad in ["example.com", "https://a.example.com/path", "ftp://x"] {
+            let text = format!("public_url = {bad:?}\n");
+            assert!(Config::from_toml(&text).is_err(), "{bad}");
+        }
     }
 
     #[test]

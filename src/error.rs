@@ -50,6 +50,9 @@ pub enum Error {
     /// 403: an operator disabled the account (told only to a caller who proved the password or
     /// holds one of its credentials).
     AccountDisabled,
+    /// 403: a right password, but `accounts.require_verified_email` and the email is not
+    /// verified yet.
+    EmailNotVerified,
     /// 409: 2FA setup or verify while it is on.
     TwoFactorAlreadyEnabled,
     /// 409: 2FA disable while it is off.
@@ -89,7 +92,9 @@ impl Error {
             | Error::InvalidRefreshToken
             | Error::TotpRequired
             | Error::InvalidTotpCode => 401,
-            Error::ReauthenticationRequired | Error::AccountDisabled => 403,
+            Error::ReauthenticationRequired | Error::AccountDisabled | Error::EmailNotVerified => {
+                403
+            }
             Error::TwoFactorAlreadyEnabled | Error::TwoFactorNotEnabled => 409,
             Error::InvalidTotpConfirmation | Error::InvalidPassword | Error::TwoFactorNotSetUp => {
                 422
@@ -127,6 +132,7 @@ impl Error {
             Error::TwoFactorNotSetUp => "2fa_not_set_up",
             Error::ReauthenticationRequired => "reauthentication_required",
             Error::AccountDisabled => "account_disabled",
+            Error::EmailNotVerified => "email_not_verified",
             Error::TwoFactorAlreadyEnabled => "2fa_already_enabled",
             Error::TwoFactorNotEnabled => "2fa_not_enabled",
             Error::RateLimited { .. } => "rate_limited",
@@ -165,6 +171,7 @@ impl Error {
             }
             Error::TwoFactorAlreadyEnabled => "Two-factor authentication is already on.".into(),
             Error::AccountDisabled => "This account is disabled.".into(),
+            Error::EmailNotVerified => "Verify your email address before logging in.".into(),
             Error::TwoFactorNotEnabled => "Two-factor authentication is not on.".into(),
             Error::RateLimited { .. } => "Too many attempts; try again later.".into(),
             Error::SessionRequired => "This needs a session token; an API key cannot do it.".into(),
@@ -240,6 +247,7 @@ mod tests {
             (Error::InvalidRefreshToken, 401, "invalid_refresh_token"),
             (Error::TotpRequired, 401, "totp_required"),
             (Error::AccountDisabled, 403, "account_disabled"),
+            (Error::EmailNotVerified, 403, "email_not_verified"),
             (Error::InvalidTotpCode, 401, "invalid_totp_code"),
             (Error::InvalidTotpConfirmation, 422, "invalid_totp_code"),
             (Error::InvalidPassword, 422, "invalid_password"),

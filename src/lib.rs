@@ -68,6 +68,11 @@ pub mod testing {
         pub use crate::store::{check_backup, CreateOutcome, NewSession, NewUser, Rotation, Store};
     }
     pub use crate::http::router;
+    /// The mail outbox: queue a message as a use case would.
+    pub mod mail {
+        pub use crate::domain::mail::OutgoingMail;
+        pub use crate::service::mail::queue;
+    }
     /// Secret strings.
     pub mod secret {
         pub use crate::secret::Secret;

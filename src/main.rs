@@ -64,6 +64,7 @@ fn user_command(action: UserAction) -> AdminCommand {
         UserAction::SetPlan { email, plan } => AdminCommand::UserSetPlan { email, plan },
         UserAction::Reset2fa { email } => AdminCommand::UserReset2fa { email },
         UserAction::VerifyEmail { email } => AdminCommand::UserVerifyEmail { email },
+        UserAction::Delete { email } => AdminCommand::UserDelete { email },
     }
 }
 

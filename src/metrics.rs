@@ -1,7 +1,7 @@
 //! Prometheus metrics, served at `GET /metrics` in the Prometheus text format 0.0.4, or in
 //! OpenMetrics 1.0.0 when the scraper's `Accept` prefers it: requests by route and status,
-//! latency, login outcomes, the password-hash queue, stored sessions and API keys, and the
-//! database size. Counters live in memory; gauges are read at scrape time.
+//! latency, login outcomes, the password-hash queue, stored sessions and API keys, the
+//! database size, and mail sent, failed, abandoned and queued. Counters live in memory; gauges are read at scrape time.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -128,6 +128,8 @@ pub struct Snapshot {
     pub rate_limit_tracked: i64,
     /// Verified access tokens held.
     pub token_cache_entries: i64,
+    /// Messages in the mail outbox.
+    pub mail_queued: i64,
 }
 
 /// Every metric of the server.
@@ -144,6 +146,10 @@ pub struct Metrics {
     db_bytes: Gauge,
     rate_limit_tracked: Gauge,
     token_cache_entries: Gauge,
+    mail_sent: Counter,
+    mail_failed: Counter,
+    mail_abandoned: Counter,
+    mail_queued: Gauge,
 }
 
 impl Default for Metrics {
@@ -206,6 +212,29 @@ impl Default for Metrics {
             "Access tokens whose signature was already checked; bounded by cache.tokens",
             token_cache_entries.clone(),
         );
+        let (mail_sent, mail_failed, mail_abandoned) =
+            (Counter::default(), Counter::default(), Counter::default());
+        let mail_queued = Gauge::default();
+        registry.register(
+            "mail_sent",
+            "Messages handed to the mail transport",
+            mail_sent.clone(),
+        );
+        registry.register(
+            "mail_failed",
+            "Mail deliveries that failed (each is retried until email.max_attempts)",
+            mail_failed.clone(),
+        );
+        registry.register(
+            "mail_abandoned",
+            "Messages dropped after email.max_attempts failed deliveries, or a permanent failure",
+            mail_abandoned.clone(),
+        );
+        registry.register(
+            "mail_queued",
+            "Messages waiting in the mail outbox",
+            mail_queued.clone(),
+        );
         Self {
             registry,
             requests,
@@ -218,6 +247,10 @@ impl Default for Metrics {
             db_bytes,
             rate_limit_tracked,
             token_cache_entries,
+            mail_sent,
+            mail_failed,
+            mail_abandoned,
+            mail_queued,
         }
     }
 }
@@ -245,6 +278,21 @@ impl Metrics {
         self.logins.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
+    /// Count a message handed to the transport.
+    pub fn mail_sent(&self) {
+        self.mail_sent.inc();
+    }
+
+    /// Count a failed delivery.
+    pub fn mail_failed(&self) {
+        self.mail_failed.inc();
+    }
+
+    /// Count a message given up on.
+    pub fn mail_abandoned(&self) {
+        self.mail_abandoned.inc();
+    }
+
     /// The OpenMetrics exposition, with gauges set from `now`.
     pub fn render(&self, now: Snapshot) -> String {
         self.render_as(now, Format::OpenMetrics)
@@ -259,6 +307,7 @@ impl Metrics {
         self.db_bytes.set(now.db_bytes);
         self.rate_limit_tracked.set(now.rate_limit_tracked);
         self.token_cache_entries.set(now.token_cache_entries);
+        self.mail_queued.set(now.mail_queued);
         self.encode(format)
     }
 
@@ -323,7 +372,11 @@ mod tests {
             db_bytes: 4096,
             rate_limit_tracked: 7,
             token_cache_entries: 3,
+            mail_queued: 1,
         });
+        m.mail_sent();
+        m.mail_failed();
+        m.mail_abandoned();
         m
     }
 
@@ -353,7 +406,7 @@ mod tests {
     fn prometheus_text_declares_every_sample_under_its_own_name() {
         let text = busy().encode(Format::Prometheus);
         let families = families(&text);
-        assert_eq!(families.len(), 10, "{text}");
+        assert_eq!(families.len(), 14, "{text}");
         for (name, (help, kind)) in &families {
             assert!(
                 help.is_some_and(|h| !h.is_empty()),
@@ -415,7 +468,7 @@ mod tests {
         let m = busy();
         let text = m.encode(Format::OpenMetrics);
         let families = families(&text);
-        assert_eq!(families.len(), 10, "{text}");
+        assert_eq!(families.len(), 14, "{text}");
         assert!(
             families
                 .values()
@@ -442,6 +495,7 @@ mod tests {
                 db_bytes: 4096,
                 rate_limit_tracked: 7,
                 token_cache_entries: 3,
+                mail_queued: 1,
             })
         );
     }

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod duration;
 pub mod lineage;
+pub mod mail;
 pub mod models;
 pub mod net;
 pub mod password;

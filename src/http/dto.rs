@@ -305,6 +305,26 @@ pub struct TotpDisableRequest {
     pub code: Option<Secret>,
 }
 
+/// `POST /v1/auth/password/change`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeRequest {
+    /// The password now.
+    pub current_password: Option<Password>,
+    /// The password from now on.
+    pub new_password: Option<Password>,
+}
+
+/// `DELETE /v1/auth/me`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAccountRequest {
+    /// The account password.
+    pub password: Option<Password>,
+    /// A TOTP or backup code, when two-factor authentication is on.
+    pub totp_code: Option<Secret>,
+}
+
 impl std::fmt::Debug for TotpSetupResponse<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TotpSetupResponse(<hidden>)")

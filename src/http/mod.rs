@@ -247,6 +247,8 @@ async fn session(
         SessionRoute::TotpSetup => handlers::two_factor::setup(state, req, ctx).await,
         SessionRoute::TotpVerify => handlers::two_factor::verify(state, req, ctx).await,
         SessionRoute::TotpDisable => handlers::two_factor::disable(state, req, ctx).await,
+        SessionRoute::ChangePassword => handlers::accounts::change_password(state, req, ctx).await,
+        SessionRoute::DeleteAccount => handlers::accounts::delete_account(state, req, ctx).await,
     }
 }
 

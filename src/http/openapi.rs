@@ -78,9 +78,28 @@ pub fn document(issuer: &str) -> Value {
     );
     paths.insert(
         "/v1/auth/me".into(),
-        json!({"get": op("The caller's profile", Some(&bearer), None, responses(vec![
-            ("200", ok("Profile", r("Me"))),
+        json!({
+            "get": op("The caller's profile", Some(&bearer), None, responses(vec![
+                ("200", ok("Profile", r("Me"))),
+                ("401", unauthorized.clone()),
+            ])),
+            "delete": op("Delete the caller's account, with its sessions, keys and 2FA", Some(&bearer), Some(body(r("DeleteAccountRequest"), true)), responses(vec![
+                ("200", ok("Deleted", message("account_deleted"))),
+                ("401", err("unauthorized, totp_required or invalid_totp_code")),
+                ("403", forbidden.clone()),
+                ("422", err("invalid_password, or a missing field (validation_failed)")),
+                ("429", err("Too many wrong passwords or codes (rate_limited)")),
+            ])),
+        }),
+    );
+    paths.insert(
+        "/v1/auth/password/change".into(),
+        json!({"post": op("Change the password; every other session ends", Some(&bearer), Some(body(r("PasswordChangeRequest"), true)), responses(vec![
+            ("200", ok("Changed", message("password_changed"))),
             ("401", unauthorized.clone()),
+            ("403", forbidden.clone()),
+            ("422", err("invalid_password, or the new password fails the policy (validation_failed)")),
+            ("429", err("Too many wrong passwords (rate_limited)")),
         ]))}),
     );
     paths.insert(
@@ -197,6 +216,8 @@ pub fn document(issuer: &str) -> Value {
                 "TotpVerifyRequest": object(&["code"], json!({"code": s("string")})),
                 "TotpEnabled": object(&["message_code", "backup_codes"], json!({"message_code": {"const": "2fa_enabled"}, "backup_codes": strings})),
                 "TotpDisableRequest": object(&["password", "code"], json!({"password": s("string"), "code": s("string")})),
+                "PasswordChangeRequest": object(&["current_password", "new_password"], json!({"current_password": s("string"), "new_password": s("string")})),
+                "DeleteAccountRequest": object(&["password"], json!({"password": s("string"), "totp_code": s("string")})),
                 "Jwks": object(&["keys"], json!({"keys": {"type": "array", "items": object(&["kty", "crv", "x", "kid", "use", "alg"], json!({
                     "kty": {"const": "OKP"}, "crv": {"const": "Ed25519"}, "x": s("string"), "kid": s("string"), "use": {"const": "sig"}, "alg": {"const": "EdDSA"}}))}})),
                 "Status": object(&["status"], json!({"status": s("string")})),

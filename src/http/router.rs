@@ -7,6 +7,8 @@
 //! | POST   | /v1/auth/refresh            | Refresh        | public  |
 //! | POST   | /v1/auth/logout             | Logout         | session |
 //! | GET    | /v1/auth/me                 | Me             | any     |
+//! | DELETE | /v1/auth/me                 | DeleteAccount  | session |
+//! | POST   | /v1/auth/password/change    | ChangePassword | session |
 //! | GET    | /v1/auth/sessions           | ListSessions   | session |
 //! | DELETE | /v1/auth/sessions/{id}      | RevokeSession  | session |
 //! | POST   | /v1/auth/api-keys           | CreateApiKey   | session |
@@ -94,6 +96,10 @@ pub enum SessionRoute {
     TotpVerify,
     /// Turn two-factor authentication off.
     TotpDisable,
+    /// Replace the password.
+    ChangePassword,
+    /// Delete the account.
+    DeleteAccount,
 }
 
 /// Who may call a route.
@@ -115,6 +121,8 @@ pub const TABLE: &[(&str, &str)] = &[
     ("POST", "/v1/auth/refresh"),
     ("POST", "/v1/auth/logout"),
     ("GET", "/v1/auth/me"),
+    ("DELETE", "/v1/auth/me"),
+    ("POST", "/v1/auth/password/change"),
     ("GET", "/v1/auth/sessions"),
     ("DELETE", "/v1/auth/sessions/{id}"),
     ("POST", "/v1/auth/api-keys"),
@@ -148,7 +156,16 @@ impl Route {
             "/v1/auth/login" => ("POST", Method::POST, Route::Public(PublicRoute::Login)),
             "/v1/auth/refresh" => ("POST", Method::POST, Route::Public(PublicRoute::Refresh)),
             "/v1/auth/logout" => ("POST", Method::POST, Route::Session(SessionRoute::Logout)),
-            "/v1/auth/me" => ("GET, HEAD", Method::GET, Route::Any(AnyRoute::Me)),
+            "/v1/auth/me" => match *method {
+                Method::GET => return Ok(Route::Any(AnyRoute::Me)),
+                Method::DELETE => return Ok(Route::Session(SessionRoute::DeleteAccount)),
+                _ => return Err(Error::MethodNotAllowed("GET, HEAD, DELETE")),
+            },
+            "/v1/auth/password/change" => (
+                "POST",
+                Method::POST,
+                Route::Session(SessionRoute::ChangePassword),
+            ),
             "/v1/auth/sessions" => (
                 "GET, HEAD",
                 Method::GET,
@@ -253,6 +270,8 @@ impl Route {
                 SessionRoute::TotpSetup => "totp_setup",
                 SessionRoute::TotpVerify => "totp_verify",
                 SessionRoute::TotpDisable => "totp_disable",
+                SessionRoute::ChangePassword => "change_password",
+                SessionRoute::DeleteAccount => "delete_account",
             },
         }
     }
@@ -393,7 +412,7 @@ mod tests {
         for (m, p, allow) in [
             (Method::GET, "/v1/auth/login", "POST"),
             (Method::PUT, "/v1/auth/register", "POST"),
-            (Method::TRACE, "/v1/auth/me", "GET, HEAD"),
+            (Method::TRACE, "/v1/auth/me", "GET, HEAD, DELETE"),
             (Method::POST, "/v1/auth/sessions/ses-1", "DELETE"),
             (Method::DELETE, "/v1/auth/api-keys", "GET, HEAD, POST"),
             (Method::POST, "/v1/auth/verify", "GET, HEAD"),

@@ -172,6 +172,10 @@ async fn check_password(
         tracing::info!(user_id = %record.id, client = client_ip, reason = "account_disabled", "login failed");
         return Err(Error::AccountDisabled);
     }
+    if state.config.accounts.require_verified_email && record.email_verified_at.is_none() {
+        tracing::info!(user_id = %record.id, client = client_ip, reason = "email_not_verified", "login refused");
+        return Err(Error::EmailNotVerified);
+    }
     let rehash = if verified.needs_rehash {
         Some(state.hasher.hash(password).await?)
     } else {

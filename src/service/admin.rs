@@ -48,6 +48,11 @@ pub enum AdminCommand {
         /// The account's email.
         email: String,
     },
+    /// Delete an account with its sessions, API keys and two-factor state.
+    UserDelete {
+        /// The account's email.
+        email: String,
+    },
     /// The signing keys.
     KeysList,
     /// Sign new tokens with a new key.
@@ -105,6 +110,7 @@ pub async fn execute(state: &AppState, cmd: AdminCommand) -> Result<Value, Strin
             let verified = AccountChange::VerifyEmail(state.now());
             change_account(state, &email, verified).await
         }
+        AdminCommand::UserDelete { email } => delete_user(state, &email).await,
         AdminCommand::KeysList => keys_json(state).await,
         AdminCommand::KeysRotate => rotate_keys(state).await,
         AdminCommand::Backup { path } => backup(state, path).await,
@@ -132,6 +138,17 @@ async fn change_account(
         .map_err(|e| e.to_string())?;
     tracing::info!(user_id = %after.id, change = ?change, "account changed by an operator");
     Ok(user_json(&after))
+}
+
+async fn delete_user(state: &AppState, email: &str) -> Result<Value, String> {
+    let user = find(state, email).await?;
+    state
+        .store
+        .delete_account(user.id.clone(), crate::store::DeleteBy::Operator)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(user_id = %user.id, "account deleted by an operator");
+    Ok(json!({"deleted": user.email, "id": user.id}))
 }
 
 async fn list_users(state: &AppState) -> Result<Value, String> {

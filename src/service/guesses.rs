@@ -88,11 +88,13 @@ impl Guess<'_> {
     pub fn failed(self) {}
 
     /// Settle the guess by the outcome of the attempt it started: success takes the count back,
-    /// `totp_required` (a right password waiting for its code) is no failure, anything else is.
+    /// `totp_required` or `email_not_verified` (a right password) is no failure, anything else
+    /// is.
     pub fn settle<T>(self, outcome: Result<T, Error>) -> Result<T, Error> {
         match &outcome {
             Ok(_) => self.succeeded(),
-            Err(Error::TotpRequired) => self.pending(),
+            // A right password that may not log in yet is no failed guess either.
+            Err(Error::TotpRequired | Error::EmailNotVerified) => self.pending(),
             Err(_) => self.failed(),
         }
         outcome

@@ -25,6 +25,7 @@ pub async fn ready(state: &AppState) -> Result<(), Error> {
 /// The metrics text in `format`, with gauges read now.
 pub async fn metrics(state: &AppState, format: crate::metrics::Format) -> Result<String, Error> {
     let (users, sessions, api_keys) = state.store.counts().await?;
+    let mail_queued = state.store.queued_mail_count().await?;
     let db_bytes = std::fs::metadata(state.config.db_path()).map_or(0, |m| m.len());
     let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let tracked = u64::try_from(state.rate_limiter.tracked()).unwrap_or(u64::MAX);
@@ -36,6 +37,7 @@ pub async fn metrics(state: &AppState, format: crate::metrics::Format) -> Result
         db_bytes: as_i64(db_bytes),
         rate_limit_tracked: as_i64(tracked),
         token_cache_entries: as_i64(u64::try_from(state.token_cache.held()).unwrap_or(u64::MAX)),
+        mail_queued: as_i64(mail_queued),
     };
     Ok(state.metrics.render_as(now, format))
 }

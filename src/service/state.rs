@@ -39,6 +39,8 @@ pub struct AppState {
     pub token_cache: crate::service::token_cache::TokenCache,
     /// Runs of unsuccessful authentication attempts per account.
     pub account_lock: crate::service::lockout::AccountLock,
+    /// Where queued mail goes, and the wake-up call of the worker that sends it.
+    pub mailer: crate::service::mail::Mailer,
 }
 
 impl AppState {

@@ -33,6 +33,20 @@ fn delete_key(tx: &WriteTransaction, k: &ApiKeyRecord) -> Result<(), StoreError>
 }
 
 /// A user's keys, expired ones included, from the tables of a read or a write transaction.
+/// Delete every key of `user_id` (account deletion).
+pub(super) fn delete_keys_of(tx: &WriteTransaction, user_id: &str) -> Result<(), StoreError> {
+    let keys = keys_of(
+        &tx.open_multimap_table(API_KEYS_BY_USER)?,
+        &tx.open_table(API_KEYS_BY_ID)?,
+        &tx.open_table(API_KEYS)?,
+        user_id,
+    )?;
+    for k in &keys {
+        delete_key(tx, k)?;
+    }
+    Ok(())
+}
+
 fn keys_of(
     index: &impl ReadableMultimapTable<&'static str, &'static str>,
     by_id: &impl ReadableTable<&'static str, &'static [u8]>,

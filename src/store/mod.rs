@@ -11,7 +11,9 @@
 //! - API keys (`api_keys.rs`): `api_key_with_user`, `create_api_key`, `list_api_keys`,
 //!   `revoke_api_key`, `record_api_key_use`;
 //! - signing keys (`keys.rs`): `signing_keys_or_create`, `rotate_signing_key`;
-//! - operator use cases (`admin.rs`): `list_users`, `change_user`.
+//! - operator use cases (`admin.rs`): `list_users`, `change_user`;
+//! - the mail outbox (`outbox.rs`): `queue_mail` (and `outbox::queue_mail` inside another use
+//!   case's transaction), `due_mail`, `mail_sent`, `mail_failed`, `queued_mail_count`.
 //!
 //! Operator maintenance — backup, checking a file before a restore, holding the database during
 //! one, counts and the schema version — lives apart in `maintenance.rs`; the redb specifics of
@@ -25,6 +27,7 @@ mod admin;
 mod api_keys;
 mod keys;
 mod maintenance;
+mod outbox;
 mod read_cache;
 mod records;
 mod rows;
@@ -46,7 +49,7 @@ pub use keys::StoredKey;
 pub use maintenance::{check_backup, check_backup_file, hold_database};
 pub use sessions::{NewSession, Rotation};
 pub use two_factor::{DisableOutcome, EnableOutcome, SetupOutcome};
-pub use users::{CreateOutcome, NewUser, StartOutcome};
+pub use users::{CreateOutcome, DeleteBy, DeleteOutcome, NewUser, StartOutcome};
 
 /// Why the store failed. A missing row is never an error (`Ok(None)`), and a failure is never a
 /// missing row: an auth decision must not mistake a broken database for an unknown user.
@@ -210,6 +213,10 @@ impl Store {
                 }
                 Some(1) => {
                     sessions::index_sessions_by_age(&tx)?;
+                    meta.insert("schema_version", schema::SCHEMA_VERSION)?;
+                }
+                // 2 -> 3 only added the outbox, which `each_table` below creates.
+                Some(2) => {
                     meta.insert("schema_version", schema::SCHEMA_VERSION)?;
                 }
                 Some(_) => {}

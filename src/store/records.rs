@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::UnixTime;
 use crate::domain::account::{Account, TwoFactor};
 use crate::domain::lineage::Lineage;
+use crate::domain::mail::{OutgoingMail, QueuedMail};
 use crate::domain::models::{ApiKey, Session};
 use crate::secret::{Secret, SecretBytes};
 
@@ -163,6 +164,71 @@ impl std::fmt::Debug for SigningKeyRecord {
     }
 }
 
+/// A message in the outbox. Its bodies may carry one-time links, so `Debug` leaves them out.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// Record version.
+    pub v: u32,
+    /// `mail-` + random.
+    pub id: String,
+    /// Recipient address.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// `text/plain` body.
+    pub text: String,
+    /// `text/html` body.
+    pub html: String,
+    /// Failed deliveries so far.
+    pub attempts: u32,
+    /// Not sent before this time.
+    pub next_attempt_at: UnixTime,
+    /// Queued at.
+    pub created_at: UnixTime,
+}
+
+impl std::fmt::Debug for OutboxRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRecord")
+            .field("id", &self.id)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<OutboxRecord> for QueuedMail {
+    fn from(r: OutboxRecord) -> Self {
+        QueuedMail {
+            id: r.id,
+            mail: OutgoingMail {
+                to: r.to,
+                subject: r.subject,
+                text: r.text,
+                html: r.html,
+            },
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            created_at: r.created_at,
+        }
+    }
+}
+
+impl From<&QueuedMail> for OutboxRecord {
+    fn from(q: &QueuedMail) -> Self {
+        OutboxRecord {
+            v: RECORD_VERSION,
+            id: q.id.clone(),
+            to: q.mail.to.clone(),
+            subject: q.mail.subject.clone(),
+            text: q.mail.text.clone(),
+            html: q.mail.html.clone(),
+            attempts: q.attempts,
+            next_attempt_at: q.next_attempt_at,
+            created_at: q.created_at,
+        }
+    }
+}
+
 /// Records carry their version so a decoder can refuse what it does not understand.
 pub trait Versioned {
     /// The record's version tag.
@@ -178,7 +244,13 @@ macro_rules! versioned {
         }
     )*};
 }
-versioned!(UserRecord, SessionRecord, SigningKeyRecord, ApiKeyRecord);
+versioned!(
+    UserRecord,
+    SessionRecord,
+    SigningKeyRecord,
+    ApiKeyRecord,
+    OutboxRecord
+);
 
 /// Encode a record.
 pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {

@@ -25,3 +25,10 @@ pub(super) fn put_user(tx: &WriteTransaction, user: &Account) -> Result<(), Stor
         .insert(user.id.as_str(), encode_user(user)?.as_slice())?;
     Ok(())
 }
+
+/// Remove the user's row; its cached reads go stale with it.
+pub(super) fn delete_user(tx: &WriteTransaction, id: &str) -> Result<(), StoreError> {
+    super::read_cache::touch(id);
+    tx.open_table(USERS)?.remove(id)?;
+    Ok(())
+}

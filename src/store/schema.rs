@@ -5,7 +5,7 @@ use redb::{Key, MultimapTableDefinition, TableDefinition, Value};
 use super::StoreError;
 
 /// The schema this build reads and writes. Opening a file with a newer one is refused.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// `schema_version` and other single values.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -34,6 +34,10 @@ pub const API_KEYS_BY_ID: TableDefinition<&str, &[u8]> = TableDefinition::new("a
 pub const API_KEYS_BY_USER: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("api_keys_by_user");
 
+/// mail id -> CBOR `OutboxRecord`: mail queued in the same transaction as what it announces,
+/// until the delivery worker has handed it over.
+pub const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
+
 /// Something done to every table alike: opening it at start, copying it into a backup.
 pub(super) trait EachTable {
     /// A plain table.
@@ -60,5 +64,6 @@ pub(super) fn each_table(v: &mut impl EachTable) -> Result<(), StoreError> {
     v.table(SIGNING_KEYS)?;
     v.table(API_KEYS)?;
     v.table(API_KEYS_BY_ID)?;
-    v.multimap(API_KEYS_BY_USER)
+    v.multimap(API_KEYS_BY_USER)?;
+    v.table(OUTBOX)
 }

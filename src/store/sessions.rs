@@ -583,7 +583,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let store = Store::open(&path).expect("open migrates");
-        assert_eq!(store.schema_version().await.expect("version"), 2);
+        assert_eq!(
+            store.schema_version().await.expect("version"),
+            crate::store::schema::SCHEMA_VERSION
+        );
         let live = store
             .list_sessions("user-1".into(), 20)
             .await

@@ -8,9 +8,9 @@ use crate::secret::Secret;
 use crate::domain::account::{Account, SecondFactorUse, TwoFactor};
 
 use super::records::decode_user;
-use super::rows::{get_user, put_user};
+use super::rows::{delete_user, get_user, put_user};
 use super::schema::{USERS, USERS_BY_EMAIL};
-use super::sessions::{insert_session, NewSession};
+use super::sessions::{delete_sessions_where, insert_session, NewSession};
 use super::{Changed, Store, StoreError};
 
 /// What a new account is made of.
@@ -142,6 +142,72 @@ impl Store {
         })
         .await
     }
+
+    /// Replace the password hash and end every session of the user but `keep_session`.
+    pub async fn change_password(
+        &self,
+        user_id: String,
+        new_hash: Secret,
+        keep_session: String,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let mut user = get_user(tx, &user_id)?;
+            user.password_hash = new_hash;
+            put_user(tx, &user)?;
+            delete_sessions_where(tx, &user_id, |s| s.id != keep_session)
+        })
+        .await
+    }
+
+    /// Delete the account with its email, sessions, API keys and two-factor state, in one
+    /// transaction. A user's own deletion re-checks here, as at login, the second factor that
+    /// confirmed it; an operator's needs none.
+    pub async fn delete_account(
+        &self,
+        user_id: String,
+        by: DeleteBy,
+    ) -> Result<DeleteOutcome, StoreError> {
+        self.write_if_changed(move |tx| {
+            let mut user = get_user(tx, &user_id)?;
+            match &by {
+                DeleteBy::Operator => {}
+                DeleteBy::User(None) if user.two_factor.enabled => {
+                    return Ok((DeleteOutcome::TotpRequired, Changed::No));
+                }
+                DeleteBy::User(Some(used)) if !user.two_factor.spend(used) => {
+                    return Ok((DeleteOutcome::SecondFactorSpent, Changed::No));
+                }
+                DeleteBy::User(_) => {}
+            }
+            delete_sessions_where(tx, &user_id, |_| true)?;
+            super::api_keys::delete_keys_of(tx, &user_id)?;
+            tx.open_table(USERS_BY_EMAIL)?
+                .remove(user.email.to_ascii_lowercase().as_str())?;
+            delete_user(tx, &user_id)?;
+            Ok((DeleteOutcome::Deleted, Changed::Yes))
+        })
+        .await
+    }
+}
+
+/// Who deletes an account, and with what second factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteBy {
+    /// The user, with the code that confirmed it when two-factor authentication is on.
+    User(Option<SecondFactorUse>),
+    /// An operator (admin CLI).
+    Operator,
+}
+
+/// Result of deleting an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// The account and everything of it are gone.
+    Deleted,
+    /// Two-factor authentication went on meanwhile and no code was given; nothing changed.
+    TotpRequired,
+    /// The code was used by another request first; nothing changed.
+    SecondFactorSpent,
 }
 
 /// Result of opening a session at login.

@@ -1,28 +1,8 @@
 //! The verified-token cache never outlives a revocation: with it warm, and with it off, a
 //! logout, a session revoke, a disable and a key revoke hold on the very next request.
 
+use crate::helpers::{admin, tokens, TestApp, PASSWORD};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-use crate::helpers::{tokens, TestApp, PASSWORD};
-
-/// Send one operator command over the running server's admin socket.
-async fn admin(app: &TestApp, command: serde_json::Value) -> serde_json::Value {
-    let path = app.dir.path().join("data").join("admin.sock");
-    let mut socket = tokio::net::UnixStream::connect(path)
-        .await
-        .expect("admin socket");
-    socket
-        .write_all(format!("{command}\n").as_bytes())
-        .await
-        .expect("send");
-    let mut line = String::new();
-    BufReader::new(socket)
-        .read_line(&mut line)
-        .await
-        .expect("answer");
-    serde_json::from_str(&line).expect("json answer")
-}
 
 async fn warm(app: &TestApp, token: &str) {
     for _ in 0..3 {

@@ -35,7 +35,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
     for (method, path, allow) in [
         ("GET", "/v1/auth/login", "POST"),
         ("PUT", "/v1/auth/register", "POST"),
-        ("TRACE", "/v1/auth/me", "GET, HEAD"),
+        ("TRACE", "/v1/auth/me", "GET, HEAD, DELETE"),
         ("DELETE", "/v1/auth/sessions", "GET, HEAD"),
         ("POST", "/.well-known/jwks.json", "GET, HEAD"),
         ("PATCH", "/v1/auth/api-keys/key-x", "DELETE"),

@@ -12,7 +12,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A password that passes the policy.
@@ -24,6 +24,9 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub dir: Arc<TempDir>,
     extra: String,
+    /// The server's state while it runs, for the `testing` hooks; let go of at stop, since it
+    /// holds the database open.
+    state: Mutex<Option<Arc<cloudheed_auth::AppState>>>,
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -99,6 +102,7 @@ impl TestApp {
         let app = App::build_with_clock(config, clock.clone())
             .await
             .expect("app builds");
+        let state = app.state().clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -110,13 +114,24 @@ impl TestApp {
             clock,
             dir,
             extra: extra.to_string(),
+            state: Mutex::new(Some(state)),
             stop: Mutex::new(Some(tx)),
             task: Mutex::new(Some(task)),
         }
     }
 
+    /// The running server's state (for `cloudheed_auth::testing` hooks such as queuing mail).
+    pub fn state(&self) -> Arc<cloudheed_auth::AppState> {
+        self.state
+            .lock()
+            .expect("lock")
+            .clone()
+            .expect("server is running")
+    }
+
     /// Stop gracefully and wait until the store is closed.
     pub async fn stop(&self) {
+        self.state.lock().expect("lock").take();
         if let Some(tx) = self.stop.lock().expect("lock").take() {
             let _ = tx.send(());
         }
@@ -348,4 +363,22 @@ pub fn require_tool(name: &str) -> Option<std::path::PathBuf> {
         eprintln!("skipped: {name} is not installed (apt-get install it to run this test)");
     }
     found
+}
+
+/// Send one operator command over the running server's admin socket.
+pub async fn admin(app: &TestApp, command: serde_json::Value) -> serde_json::Value {
+    let path = app.dir.path().join("data").join("admin.sock");
+    let mut socket = tokio::net::UnixStream::connect(path)
+        .await
+        .expect("admin socket");
+    socket
+        .write_all(format!("{command}\n").as_bytes())
+        .await
+        .expect("send");
+    let mut line = String::new();
+    tokio::io::BufReader::new(socket)
+        .read_line(&mut line)
+        .await
+        .expect("answer");
+    serde_json::from_str(&line).expect("json answer")
 }

@@ -37,7 +37,7 @@ async fn setup(app: &TestApp, token: &str) -> Value {
 
 /// A registered user with 2FA on; returns its tokens, secret and backup codes. The clock is
 /// moved one step on, so the step used to enable is not the current one.
-async fn enabled_user(app: &TestApp, email: &str) -> (Tokens, String, Vec<String>) {
+pub(crate) async fn enabled_user(app: &TestApp, email: &str) -> (Tokens, String, Vec<String>) {
     let t = app.register(email).await;
     let secret = setup(app, &t.token).await["secret"]
         .as_str()

@@ -1,15 +1,19 @@
-//! `register`, `login`, `refresh`, `me`.
+//! `register`, `login`, `refresh`, `me`, and a user's own password change and account deletion.
 
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
-use crate::domain::models::Principal;
+use crate::domain::models::{Principal, SessionCaller};
 use crate::domain::types::{Company, DisplayName, Email};
 use crate::error::{Error, FieldError};
-use crate::http::dto::{self, LoginRequest, MeResponse, RefreshRequest, RegisterRequest};
+use crate::http::dto::{
+    self, DeleteAccountRequest, LoginRequest, MeResponse, MessageResponse, PasswordChangeRequest,
+    RefreshRequest, RegisterRequest,
+};
 use crate::http::response::{json, Body};
 use crate::http::Ctx;
 use crate::service::accounts::{self, Registration};
+use crate::service::lifecycle;
 use crate::service::state::AppState;
 use crate::service::tokens;
 
@@ -106,4 +110,48 @@ pub async fn refresh(
 /// `GET /v1/auth/me` → 200.
 pub fn me(ctx: Ctx<Principal>) -> Result<Response<Body>, Error> {
     Ok(json(StatusCode::OK, &MeResponse::from(&ctx.caller.user)))
+}
+
+/// `POST /v1/auth/password/change` → 200 `{message_code: "password_changed"}`.
+pub async fn change_password(
+    state: &AppState,
+    req: Request<Incoming>,
+    ctx: Ctx<SessionCaller>,
+) -> Result<Response<Body>, Error> {
+    let dto: PasswordChangeRequest = ctx.json(req).await?;
+    let (current, new) = match (dto.current_password, dto.new_password) {
+        (Some(c), Some(n)) => (c, n),
+        (c, _) => {
+            let field = if c.is_none() {
+                "current_password"
+            } else {
+                "new_password"
+            };
+            return Err(Error::field(field, "required"));
+        }
+    };
+    lifecycle::change_password(state, &ctx.caller, current, new, ctx.client.ip).await?;
+    Ok(json(
+        StatusCode::OK,
+        &MessageResponse {
+            message_code: "password_changed",
+        },
+    ))
+}
+
+/// `DELETE /v1/auth/me` → 200 `{message_code: "account_deleted"}`.
+pub async fn delete_account(
+    state: &AppState,
+    req: Request<Incoming>,
+    ctx: Ctx<SessionCaller>,
+) -> Result<Response<Body>, Error> {
+    let dto: DeleteAccountRequest = ctx.json(req).await?;
+    let password = dto.password.ok_or(Error::field("password", "required"))?;
+    lifecycle::delete_account(state, &ctx.caller, password, dto.totp_code, ctx.client.ip).await?;
+    Ok(json(
+        StatusCode::OK,
+        &MessageResponse {
+            message_code: "account_deleted",
+        },
+    ))
 }

@@ -1,0 +1,111 @@
+//! Account lifecycle a user drives from a session: change the password, delete the account.
+//! Both take the password again, as a guess under the same limits as a login's.
+
+use std::net::IpAddr;
+
+use crate::domain::models::SessionCaller;
+use crate::domain::password::Password;
+use crate::domain::types::FieldError;
+use crate::error::Error;
+use crate::secret::Secret;
+use crate::service::state::AppState;
+use crate::store::{DeleteBy, DeleteOutcome};
+
+use super::guesses;
+
+/// Replace the password: the current one must be right, the new one pass the policy. Every
+/// other session of the user ends; this one stays.
+pub async fn change_password(
+    state: &AppState,
+    who: &SessionCaller,
+    current: Password,
+    new: Password,
+    ip: Option<IpAddr>,
+) -> Result<(), Error> {
+    let min_length = state.config.passwords.min_length;
+    new.check_new(min_length, Some(&who.user.email))
+        .map_err(|e| {
+            Error::Validation(vec![FieldError {
+                field: "new_password",
+                code: e.code,
+            }])
+        })?;
+    let account = state
+        .store
+        .user_by_id(who.user.id.clone())
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let guess = guesses::begin(state, &account, ip)?;
+    let verified = state
+        .hasher
+        .verify(current, Some(account.password_hash.clone()))
+        .await?;
+    if !verified.ok {
+        guess.failed();
+        tracing::info!(user_id = %account.id, session_id = %who.session_id, client = ip.map(tracing::field::display), "password change: wrong password");
+        return Err(Error::InvalidPassword);
+    }
+    guess.succeeded();
+    let hash = state.hasher.hash(new).await?;
+    state
+        .store
+        .change_password(account.id.clone(), hash, who.session_id.clone())
+        .await?;
+    tracing::info!(user_id = %account.id, session_id = %who.session_id, client = ip.map(tracing::field::display), "password changed");
+    Ok(())
+}
+
+/// Delete the account: the password, and with two-factor authentication on a code too. The
+/// user, its sessions, API keys and two-factor state go in one transaction.
+pub async fn delete_account(
+    state: &AppState,
+    who: &SessionCaller,
+    password: Password,
+    code: Option<Secret>,
+    ip: Option<IpAddr>,
+) -> Result<(), Error> {
+    let account = state
+        .store
+        .user_by_id(who.user.id.clone())
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let guess = guesses::begin(state, &account, ip)?;
+    let outcome = confirm_and_delete(state, &account, password, code).await;
+    let outcome = guess.settle(outcome);
+    if outcome.is_ok() {
+        tracing::info!(user_id = %account.id, session_id = %who.session_id, client = ip.map(tracing::field::display), "account deleted");
+    }
+    outcome
+}
+
+async fn confirm_and_delete(
+    state: &AppState,
+    account: &crate::domain::account::Account,
+    password: Password,
+    code: Option<Secret>,
+) -> Result<(), Error> {
+    let verified = state
+        .hasher
+        .verify(password, Some(account.password_hash.clone()))
+        .await?;
+    if !verified.ok {
+        return Err(Error::InvalidPassword);
+    }
+    let used = if account.two_factor.enabled {
+        let Some(code) = code.filter(|c| !c.expose().is_empty()) else {
+            return Err(Error::TotpRequired);
+        };
+        let Some(used) = super::two_factor::check_code(state, account, code.expose()).await? else {
+            return Err(Error::InvalidTotpCode);
+        };
+        Some(used)
+    } else {
+        None
+    };
+    let by = DeleteBy::User(used);
+    match state.store.delete_account(account.id.clone(), by).await? {
+        DeleteOutcome::Deleted => Ok(()),
+        DeleteOutcome::TotpRequired => Err(Error::TotpRequired),
+        DeleteOutcome::SecondFactorSpent => Err(Error::InvalidTotpCode),
+    }
+}

@@ -1,0 +1,366 @@
+//! The mail outbox and its transports against a real SMTP server (Debian's python3-aiosmtpd,
+//! saving to a maildir): delivery with both parts, retries while the relay is down (across a
+//! restart of ours), the file transport's private files, and bodies that never reach a log.
+
+use std::io::Write;
+use std::net::TcpListener as StdListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cloudheed_auth::testing::mail::{queue, OutgoingMail};
+
+use crate::helpers::TestApp;
+
+/// A one-time link as use cases will put in bodies; it must reach the mailbox and no log.
+const TOKEN: &str = "tok_Zm9vYmFyYmF6cXV4cXV1eA";
+
+fn mail(to: &str) -> OutgoingMail {
+    OutgoingMail {
+        to: to.into(),
+        subject: "Reset your Cloudheed password".into(),
+        text: format!("Open http://127.0.0.1/reset-password?token={TOKEN}\r\n"),
+        html: format!("<p><a href=\"http://127.0.0.1/reset-password?token={TOKEN}\">Reset</a></p>"),
+    }
+}
+
+/// A Python 3 that has aiosmtpd. Under CI (`.ci/run` installs python3-aiosmtpd) a missing one
+/// fails the test; locally the test is skipped with the reason printed.
+fn require_aiosmtpd() -> Option<PathBuf> {
+    // Debian's interpreter first: a pyenv or venv `python3` earlier on PATH lacks the package.
+    let found = ["/usr/bin/python3", "python3"].into_iter().find(|py| {
+        Command::new(py)
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3-aiosmtpd is not installed; .ci/run installs it and CI needs it"
+        );
+        eprintln!(
+            "skipped: python3-aiosmtpd is not installed (apt-get install it to run this test)"
+        );
+    }
+    found.map(PathBuf::from)
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// aiosmtpd on 127.0.0.1:`port`, saving what it receives to `<dir>/maildir`; killed on drop.
+struct Smtp {
+    child: Child,
+    maildir: PathBuf,
+}
+
+impl Smtp {
+    fn start(python: &Path, port: u16, dir: &Path) -> Smtp {
+        let maildir = dir.join("maildir");
+        let child = Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        let smtp = Smtp { child, maildir };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        smtp
+    }
+
+    /// The messages delivered so far, as text.
+    fn messages(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        entries
+            .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("read"))
+            .collect()
+    }
+
+    /// Wait until `n` messages have arrived.
+    async fn wait_for(&self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.messages();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} messages arrived",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every log line written while it is alive, on this thread (the current-thread test runtime
+/// runs the server's tasks, the delivery worker among them), at every level.
+struct Logs {
+    buf: Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+#[derive(Clone)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn capture() -> Logs {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = Sink(buf.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        Logs {
+            buf,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().expect("lock")).into_owned()
+    }
+
+    /// The body's link is nowhere in the logs, which did record the delivery.
+    fn assert_no_body(&self, expect: &str) {
+        let text = self.text();
+        assert!(text.contains(expect), "logs were captured:\n{text}");
+        assert!(!text.contains(TOKEN), "a body reached the logs:\n{text}");
+        assert!(
+            !text.contains("reset-password"),
+            "a body reached the logs:\n{text}"
+        );
+    }
+}
+
+/// Quoted-printable (RFC 2045 §6.7) decoded, as mail clients show it; other text unchanged.
+fn unquote(qp: &str) -> String {
+    let joined = qp.replace("=\r\n", "").replace("=\n", "");
+    let mut out = Vec::new();
+    let b = joined.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn smtp_config(port: u16) -> String {
+    format!(
+        "[email]\ntransport = \"smtp\"\nsmtp_url = \"smtp://127.0.0.1:{port}\"\nfrom = \"Cloudheed <auth@example.test>\"\n"
+    )
+}
+
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let r = app.get("/metrics", None).await;
+    let text = String::from_utf8(r.body.to_vec()).expect("utf-8");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} in:\n{text}"))
+        .parse()
+        .expect("number")
+}
+
+#[tokio::test]
+async fn a_queued_message_arrives_with_from_to_subject_and_both_parts() {
+    let Some(python) = require_aiosmtpd() else {
+        return;
+    };
+    let logs = Logs::capture();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let smtp = Smtp::start(&python, port, tmp.path());
+    let app = TestApp::spawn_with(&smtp_config(port)).await;
+    queue(&app.state(), mail("ann@example.com"))
+        .await
+        .expect("queued");
+    let got = smtp.wait_for(1).await;
+    let m = &got[0];
+    for want in [
+        "From: Cloudheed <auth@example.test>",
+        "To: ann@example.com",
+        "Subject: Reset your Cloudheed password",
+        "Message-ID: <mail-",
+        "multipart/alternative",
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Type: text/html; charset=utf-8",
+        &format!("Open http://127.0.0.1/reset-password?token={TOKEN}"),
+    ] {
+        assert!(m.contains(want), "{want:?} in:\n{m}");
+    }
+    let html = m
+        .split("Content-Type: text/html; charset=utf-8")
+        .nth(1)
+        .expect("html part");
+    let want = format!("<a href=\"http://127.0.0.1/reset-password?token={TOKEN}\">Reset</a>");
+    assert!(
+        unquote(html).contains(&want),
+        "{want:?} in the HTML part:\n{m}"
+    );
+    // Handed over, so gone from the outbox.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&app, "cloudheed_mail_queued").await != 0.0 {
+        assert!(Instant::now() < deadline, "still queued");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(metric(&app, "cloudheed_mail_sent_total").await, 1.0);
+    assert_eq!(metric(&app, "cloudheed_mail_failed_total").await, 0.0);
+    app.stop().await;
+    logs.assert_no_body("mail sent");
+}
+
+#[tokio::test]
+async fn with_the_relay_down_mail_stays_queued_and_goes_once_it_is_up_even_after_a_restart() {
+    let Some(python) = require_aiosmtpd() else {
+        return;
+    };
+    let logs = Logs::capture();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let config = smtp_config(port);
+    let app = TestApp::spawn_with(&config).await;
+    queue(&app.state(), mail("bob@example.com"))
+        .await
+        .expect("queued");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&app, "cloudheed_mail_failed_total").await < 1.0 {
+        assert!(Instant::now() < deadline, "no delivery was tried");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(metric(&app, "cloudheed_mail_queued").await, 1.0);
+    assert_eq!(metric(&app, "cloudheed_mail_sent_total").await, 0.0);
+
+    // The outbox is on disk: a restart keeps the message.
+    let app = app.restart_with(&config).await;
+    assert_eq!(metric(&app, "cloudheed_mail_queued").await, 1.0);
+    let smtp = Smtp::start(&python, port, tmp.path());
+    // Not yet due: the first retry waits 5 s of the (injected) clock.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(smtp.messages().is_empty(), "sent before its retry was due");
+    app.clock.advance(3600);
+    let got = smtp.wait_for(1).await;
+    assert!(got[0].contains("To: bob@example.com"), "{}", got[0]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&app, "cloudheed_mail_queued").await != 0.0 {
+        assert!(Instant::now() < deadline, "still queued");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.messages().len(), 1, "sent once");
+    app.stop().await;
+    logs.assert_no_body("mail not sent; will retry");
+    logs.assert_no_body("mail sent");
+}
+
+#[tokio::test]
+async fn a_message_the_relay_never_takes_is_dropped_after_max_attempts() {
+    let logs = Logs::capture();
+    let port = free_port();
+    let app = TestApp::spawn_with(&format!("{}max_attempts = 2\n", smtp_config(port))).await;
+    queue(&app.state(), mail("cy@example.com"))
+        .await
+        .expect("queued");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(&app, "cloudheed_mail_abandoned_total").await < 1.0 {
+        assert!(Instant::now() < deadline, "never given up");
+        app.clock.advance(60);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(metric(&app, "cloudheed_mail_failed_total").await, 2.0);
+    assert_eq!(metric(&app, "cloudheed_mail_queued").await, 0.0);
+    app.stop().await;
+    let text = logs.text();
+    let gave_up = text
+        .lines()
+        .find(|l| l.contains("gave up"))
+        .unwrap_or_else(|| panic!("no line says it gave up:\n{text}"));
+    assert!(gave_up.contains("ERROR"), "{gave_up}");
+    assert!(gave_up.contains("cy@example.com"), "{gave_up}");
+    logs.assert_no_body("gave up");
+}
+
+#[tokio::test]
+async fn the_file_transport_writes_one_private_file_per_message() {
+    let app = TestApp::spawn().await;
+    let dir = app.dir.path().join("data").join("mail");
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    let id = queue(&app.state(), mail("dee@example.com"))
+        .await
+        .expect("queued");
+    let file = dir.join(format!("{id}.eml"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "no file written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(mode(&file), 0o600);
+    // Written with create_new, complete once the outbox lets go of it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&app, "cloudheed_mail_queued").await != 0.0 {
+        assert!(Instant::now() < deadline, "still queued");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = std::fs::read_to_string(&file).expect("read");
+    assert!(text.contains("To: dee@example.com"), "{text}");
+    assert!(
+        text.contains("Subject: Reset your Cloudheed password"),
+        "{text}"
+    );
+    assert!(text.contains("text/html"), "{text}");
+    assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 1);
+}
