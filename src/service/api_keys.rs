@@ -8,6 +8,7 @@ use crate::secret::Secret;
 use crate::service::state::AppState;
 use crate::store::KeyCreateOutcome;
 
+use super::notices::{self, Notice};
 use super::rate_limit::Bucket;
 
 /// Creating and revoking keys are durable writes; one session must not flood the database.
@@ -58,6 +59,12 @@ pub async fn create(
         KeyCreateOutcome::LimitReached => Err(Error::ApiKeyLimitReached),
         KeyCreateOutcome::Created => {
             tracing::info!(user_id = %key.user_id, session_id = %session_id, key_id = %key.id, "api key created");
+            notices::send(
+                state,
+                &who.user.email,
+                Notice::ApiKeyCreated(key.name.clone()),
+            )
+            .await;
             Ok((generated.secret, key))
         }
     }

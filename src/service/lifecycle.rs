@@ -12,6 +12,7 @@ use crate::service::state::AppState;
 use crate::store::{DeleteBy, DeleteOutcome};
 
 use super::guesses;
+use super::notices::{self, Notice};
 
 /// Replace the password: the current one must be right, the new one pass the policy. Every
 /// other session of the user ends; this one stays.
@@ -52,6 +53,7 @@ pub async fn change_password(
         .change_password(account.id.clone(), hash, who.session_id.clone())
         .await?;
     tracing::info!(user_id = %account.id, session_id = %who.session_id, client = ip.map(tracing::field::display), "password changed");
+    notices::send(state, &account.email, Notice::PasswordChanged).await;
     Ok(())
 }
 
@@ -74,6 +76,7 @@ pub async fn delete_account(
     let outcome = guess.settle(outcome);
     if outcome.is_ok() {
         tracing::info!(user_id = %account.id, session_id = %who.session_id, client = ip.map(tracing::field::display), "account deleted");
+        notices::send(state, &account.email, Notice::AccountDeleted).await;
     }
     outcome
 }

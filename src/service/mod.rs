@@ -11,6 +11,7 @@ pub mod key_usage;
 pub mod lifecycle;
 pub mod lockout;
 pub mod mail;
+pub mod notices;
 pub mod rate_limit;
 pub mod sessions;
 pub mod state;

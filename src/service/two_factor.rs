@@ -14,6 +14,7 @@ use crate::service::state::AppState;
 use crate::store::{DisableOutcome, EnableOutcome, SetupOutcome};
 
 use super::guesses;
+use super::notices::{self, Notice};
 use super::rate_limit::Bucket;
 
 /// How recent a session's password proof must be to enrol an authenticator without sending
@@ -141,6 +142,7 @@ pub async fn verify(
         EnableOutcome::Enabled => {
             guess.succeeded();
             tracing::info!(user_id = %user.id, session_id = %session_id, client = ip.map(tracing::field::display), "two-factor authentication enabled");
+            notices::send(state, &user.email, Notice::TwoFactorEnabled).await;
             Ok(codes)
         }
         EnableOutcome::AlreadyEnabled => {
@@ -187,6 +189,7 @@ pub async fn disable(
         DisableOutcome::Disabled => {
             guess.succeeded();
             tracing::info!(user_id = %user.id, session_id = %session_id, client = ip.map(tracing::field::display), "two-factor authentication disabled");
+            notices::send(state, &user.email, Notice::TwoFactorDisabled).await;
             Ok(())
         }
         DisableOutcome::NotEnabled => {

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use cloudheed_auth::testing::mail::{queue, OutgoingMail};
 
+use serde_json::json;
+
 use crate::helpers::TestApp;
 
 /// A one-time link as use cases will put in bodies; it must reach the mailbox and no log.
@@ -363,4 +365,51 @@ async fn the_file_transport_writes_one_private_file_per_message() {
     );
     assert!(text.contains("text/html"), "{text}");
     assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 1);
+}
+
+#[tokio::test]
+async fn security_notices_reach_the_owner_without_a_link() {
+    let Some(python) = require_aiosmtpd() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let smtp = Smtp::start(&python, port, tmp.path());
+    let app = TestApp::spawn_with(&smtp_config(port)).await;
+    let t = app.register("notice@example.com").await;
+    let r = app
+        .post_as(
+            "/v1/auth/api-keys",
+            Some(&t.token),
+            json!({"name": "ci <deploy>", "scopes": ["databases:read"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let r = app
+        .post_as(
+            "/v1/auth/password/change",
+            Some(&t.token),
+            json!({"current_password": crate::helpers::PASSWORD, "new_password": "a brand new passphrase 42"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let got = smtp.wait_for(2).await;
+    let subjects: Vec<&str> = got
+        .iter()
+        .filter_map(|m| m.lines().find(|l| l.starts_with("Subject: ")))
+        .collect();
+    for want in [
+        "Subject: Cloudheed: a new API key was created",
+        "Subject: Cloudheed: your password was changed",
+    ] {
+        assert!(subjects.contains(&want), "{want:?} in {subjects:?}");
+    }
+    for m in &got {
+        assert!(m.contains("To: notice@example.com"), "{m}");
+        assert!(!unquote(m).contains("href"), "no link in a notice:\n{m}");
+    }
+    assert!(
+        got.iter().any(|m| unquote(m).contains("&lt;deploy&gt;")),
+        "the key's name is escaped in the HTML part"
+    );
 }
