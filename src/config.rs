@@ -230,6 +230,8 @@ pub struct RateLimitsConfig {
     pub failures: Vec<Rate>,
     /// Writes one account may cause: 2FA setup, API-key create and revoke, session revoke.
     pub account_writes: Vec<Rate>,
+    /// Verification mails one account may ask for.
+    pub verification_mail: Vec<Rate>,
 }
 
 /// At most `count` events per `per`, refilled continuously (a token bucket).
@@ -454,6 +456,7 @@ impl Config {
             refresh: s.rates("refresh", &["30/1m", "600/1h"]),
             failures: s.rates("failures", &["20/1m", "100/1h"]),
             account_writes: s.rates("account_writes", &["20/1m", "200/1h"]),
+            verification_mail: s.rates("verification_mail", &["1/1m", "10/1d"]),
         };
         s.finish();
         let mut s = root.section("cors");

@@ -78,6 +78,12 @@ pub enum Error {
     // ---- server errors: logged with the request id, never described to the client ----
     /// 500: the store failed.
     Store(StoreError),
+    /// 400: a mailed token that is wrong, used or expired.
+    InvalidToken,
+    /// 409: the email is verified already.
+    EmailAlreadyVerified,
+    /// 503: this server sends no mail (`email.transport = "none"`).
+    EmailNotConfigured,
     /// 500: anything else that should not happen.
     Internal(String),
 }
@@ -86,7 +92,7 @@ impl Error {
     /// The HTTP status for this error.
     pub fn status(&self) -> u16 {
         match self {
-            Error::InvalidRequest(_) => 400,
+            Error::InvalidRequest(_) | Error::InvalidToken => 400,
             Error::Unauthorized
             | Error::InvalidCredentials
             | Error::InvalidRefreshToken
@@ -104,12 +110,12 @@ impl Error {
             Error::NotFound => 404,
             Error::MethodNotAllowed(_) => 405,
             Error::RequestTimeout => 408,
-            Error::EmailTaken | Error::ApiKeyLimitReached => 409,
+            Error::EmailTaken | Error::ApiKeyLimitReached | Error::EmailAlreadyVerified => 409,
             Error::PayloadTooLarge => 413,
             Error::UnsupportedMediaType => 415,
             Error::Validation(_) => 422,
             Error::Store(_) | Error::Internal(_) => 500,
-            Error::Overloaded { .. } => 503,
+            Error::Overloaded { .. } | Error::EmailNotConfigured => 503,
         }
     }
 
@@ -141,6 +147,9 @@ impl Error {
             Error::EmailTaken => "email_taken",
             Error::ApiKeyLimitReached => "api_key_limit_reached",
             Error::Overloaded { .. } => "overloaded",
+            Error::InvalidToken => "invalid_token",
+            Error::EmailAlreadyVerified => "email_already_verified",
+            Error::EmailNotConfigured => "email_not_configured",
             Error::Store(_) | Error::Internal(_) => "internal_error",
         }
     }
@@ -181,6 +190,9 @@ impl Error {
                 "You have the most API keys allowed; revoke one first.".into()
             }
             Error::Overloaded { .. } => "The server is busy; try again shortly.".into(),
+            Error::InvalidToken => "This link is not valid any more; ask for a new one.".into(),
+            Error::EmailAlreadyVerified => "This email address is verified already.".into(),
+            Error::EmailNotConfigured => "This server does not send mail.".into(),
             Error::Store(_) | Error::Internal(_) => "An internal error occurred.".into(),
         }
     }
@@ -247,6 +259,9 @@ mod tests {
             (Error::InvalidRefreshToken, 401, "invalid_refresh_token"),
             (Error::TotpRequired, 401, "totp_required"),
             (Error::AccountDisabled, 403, "account_disabled"),
+            (Error::InvalidToken, 400, "invalid_token"),
+            (Error::EmailAlreadyVerified, 409, "email_already_verified"),
+            (Error::EmailNotConfigured, 503, "email_not_configured"),
             (Error::EmailNotVerified, 403, "email_not_verified"),
             (Error::InvalidTotpCode, 401, "invalid_totp_code"),
             (Error::InvalidTotpConfirmation, 422, "invalid_totp_code"),

@@ -124,3 +124,25 @@ mod tests {
         assert!(!shown.contains("SECRET"), "{shown}");
     }
 }
+
+/// What a mailed one-time token proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// The account owns its email address.
+    Verify,
+    /// The account's owner reads its mailbox: a password may be reset.
+    Reset,
+    /// The owner reads the new address of an email change.
+    Change,
+}
+
+impl TokenKind {
+    /// Its stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Verify => "verify",
+            TokenKind::Reset => "reset",
+            TokenKind::Change => "change",
+        }
+    }
+}

@@ -315,6 +315,14 @@ pub struct PasswordChangeRequest {
     pub new_password: Option<Password>,
 }
 
+/// `POST /v1/auth/email/verify`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The token from the mailed link.
+    pub token: Option<Secret>,
+}
+
 /// `DELETE /v1/auth/me`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -208,6 +208,7 @@ async fn public(
         PublicRoute::Register => handlers::accounts::register(state, req, ctx).await,
         PublicRoute::Login => handlers::accounts::login(state, req, ctx).await,
         PublicRoute::Refresh => handlers::accounts::refresh(state, req, ctx).await,
+        PublicRoute::VerifyEmail => handlers::accounts::verify_email(state, req, ctx).await,
         PublicRoute::Jwks => Ok(handlers::health::jwks(state)),
         PublicRoute::Healthz => Ok(handlers::health::healthz()),
         PublicRoute::Readyz => handlers::health::readyz(state).await,
@@ -249,6 +250,9 @@ async fn session(
         SessionRoute::TotpDisable => handlers::two_factor::disable(state, req, ctx).await,
         SessionRoute::ChangePassword => handlers::accounts::change_password(state, req, ctx).await,
         SessionRoute::DeleteAccount => handlers::accounts::delete_account(state, req, ctx).await,
+        SessionRoute::RequestVerification => {
+            handlers::accounts::request_verification(state, ctx).await
+        }
     }
 }
 

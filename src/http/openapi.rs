@@ -93,6 +93,25 @@ pub fn document(issuer: &str) -> Value {
         }),
     );
     paths.insert(
+        "/v1/auth/email/verification".into(),
+        json!({"post": op("Mail a new verification link (the previous one stops working)", Some(&bearer), None, responses(vec![
+            ("202", ok("Queued", message("verification_email_sent"))),
+            ("401", unauthorized.clone()),
+            ("403", forbidden.clone()),
+            ("409", err("email_already_verified")),
+            ("429", err("At most one a minute (rate_limited)")),
+            ("503", err("email_not_configured")),
+        ]))}),
+    );
+    paths.insert(
+        "/v1/auth/email/verify".into(),
+        json!({"post": op("Verify the email with the mailed token", None, Some(body(r("TokenRequest"), true)), responses(vec![
+            ("200", ok("Verified", message("email_verified"))),
+            ("400", err("invalid_token: wrong, used or expired")),
+            ("422", err("Missing token (validation_failed)")),
+        ]))}),
+    );
+    paths.insert(
         "/v1/auth/password/change".into(),
         json!({"post": op("Change the password; every other session ends", Some(&bearer), Some(body(r("PasswordChangeRequest"), true)), responses(vec![
             ("200", ok("Changed", message("password_changed"))),
@@ -218,6 +237,7 @@ pub fn document(issuer: &str) -> Value {
                 "TotpDisableRequest": object(&["password", "code"], json!({"password": s("string"), "code": s("string")})),
                 "PasswordChangeRequest": object(&["current_password", "new_password"], json!({"current_password": s("string"), "new_password": s("string")})),
                 "DeleteAccountRequest": object(&["password"], json!({"password": s("string"), "totp_code": s("string")})),
+                "TokenRequest": object(&["token"], json!({"token": s("string")})),
                 "Jwks": object(&["keys"], json!({"keys": {"type": "array", "items": object(&["kty", "crv", "x", "kid", "use", "alg"], json!({
                     "kty": {"const": "OKP"}, "crv": {"const": "Ed25519"}, "x": s("string"), "kid": s("string"), "use": {"const": "sig"}, "alg": {"const": "EdDSA"}}))}})),
                 "Status": object(&["status"], json!({"status": s("string")})),

@@ -9,6 +9,8 @@
 //! | GET    | /v1/auth/me                 | Me             | any     |
 //! | DELETE | /v1/auth/me                 | DeleteAccount  | session |
 //! | POST   | /v1/auth/password/change    | ChangePassword | session |
+//! | POST   | /v1/auth/email/verification | RequestVerification | session |
+//! | POST   | /v1/auth/email/verify       | VerifyEmail    | public  |
 //! | GET    | /v1/auth/sessions           | ListSessions   | session |
 //! | DELETE | /v1/auth/sessions/{id}      | RevokeSession  | session |
 //! | POST   | /v1/auth/api-keys           | CreateApiKey   | session |
@@ -64,6 +66,8 @@ pub enum PublicRoute {
     Metrics,
     /// The OpenAPI document.
     OpenApi,
+    /// Prove an email address with a mailed token.
+    VerifyEmail,
 }
 
 /// Routes open to an access token or an API key.
@@ -100,6 +104,8 @@ pub enum SessionRoute {
     ChangePassword,
     /// Delete the account.
     DeleteAccount,
+    /// Mail a new verification link.
+    RequestVerification,
 }
 
 /// Who may call a route.
@@ -123,6 +129,8 @@ pub const TABLE: &[(&str, &str)] = &[
     ("GET", "/v1/auth/me"),
     ("DELETE", "/v1/auth/me"),
     ("POST", "/v1/auth/password/change"),
+    ("POST", "/v1/auth/email/verification"),
+    ("POST", "/v1/auth/email/verify"),
     ("GET", "/v1/auth/sessions"),
     ("DELETE", "/v1/auth/sessions/{id}"),
     ("POST", "/v1/auth/api-keys"),
@@ -161,6 +169,16 @@ impl Route {
                 Method::DELETE => return Ok(Route::Session(SessionRoute::DeleteAccount)),
                 _ => return Err(Error::MethodNotAllowed("GET, HEAD, DELETE")),
             },
+            "/v1/auth/email/verification" => (
+                "POST",
+                Method::POST,
+                Route::Session(SessionRoute::RequestVerification),
+            ),
+            "/v1/auth/email/verify" => (
+                "POST",
+                Method::POST,
+                Route::Public(PublicRoute::VerifyEmail),
+            ),
             "/v1/auth/password/change" => (
                 "POST",
                 Method::POST,
@@ -257,6 +275,7 @@ impl Route {
                 PublicRoute::Readyz => "readyz",
                 PublicRoute::Metrics => "metrics",
                 PublicRoute::OpenApi => "openapi",
+                PublicRoute::VerifyEmail => "verify_email",
             },
             Route::Any(AnyRoute::Me) => "me",
             Route::Any(AnyRoute::Verify) => "verify",
@@ -272,6 +291,7 @@ impl Route {
                 SessionRoute::TotpDisable => "totp_disable",
                 SessionRoute::ChangePassword => "change_password",
                 SessionRoute::DeleteAccount => "delete_account",
+                SessionRoute::RequestVerification => "request_verification",
             },
         }
     }

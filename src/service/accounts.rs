@@ -73,6 +73,12 @@ pub async fn register(
         CreateOutcome::EmailTaken => Err(Error::EmailTaken),
         CreateOutcome::Created => {
             tracing::info!(user_id = %profile.id, session_id = %session_id, client = client_ip.map(tracing::field::display), "account registered");
+            if state.config.email.verify_on_register {
+                // The account exists either way; a mail that cannot be queued is asked for again.
+                if let Err(e) = super::email::send_verification(state, &profile).await {
+                    tracing::error!(user_id = %profile.id, error = %e, "could not queue the verification mail");
+                }
+            }
             let pair = TokenPair {
                 access_token: access_token(state, &profile.id, &session_id, auth_time),
                 refresh_token,

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admin;
 pub mod api_keys;
 pub mod credentials;
+pub mod email;
 pub mod guesses;
 pub mod health;
 pub mod key_usage;

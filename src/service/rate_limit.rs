@@ -33,15 +33,18 @@ pub enum Bucket {
     Failures,
     /// Durable writes one account causes (2FA setup, API keys, session revoke), per account.
     AccountWrites,
+    /// Verification mails one account asks for, per account.
+    VerificationMail,
 }
 
 impl Bucket {
-    const ALL: [Bucket; 5] = [
+    const ALL: [Bucket; 6] = [
         Bucket::Login,
         Bucket::Register,
         Bucket::Refresh,
         Bucket::Failures,
         Bucket::AccountWrites,
+        Bucket::VerificationMail,
     ];
 
     /// The limit's name in logs and in the config's `[rate_limits]`.
@@ -52,6 +55,7 @@ impl Bucket {
             Bucket::Refresh => "refresh",
             Bucket::Failures => "failures",
             Bucket::AccountWrites => "account_writes",
+            Bucket::VerificationMail => "verification_mail",
         }
     }
 
@@ -94,6 +98,7 @@ impl RateLimiter {
                 Bucket::Refresh => cfg.refresh.clone(),
                 Bucket::Failures => cfg.failures.clone(),
                 Bucket::AccountWrites => cfg.account_writes.clone(),
+                Bucket::VerificationMail => cfg.verification_mail.clone(),
             }),
             levels: ShardedLru::new(cfg.max_tracked_clients),
         }

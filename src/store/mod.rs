@@ -26,6 +26,7 @@
 mod admin;
 mod api_keys;
 mod keys;
+mod mail_tokens;
 mod maintenance;
 mod outbox;
 mod read_cache;
@@ -46,6 +47,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 
 pub use api_keys::KeyCreateOutcome;
 pub use keys::StoredKey;
+pub use mail_tokens::{NewMailToken, Verified as MailTokenVerified};
 pub use maintenance::{check_backup, check_backup_file, hold_database};
 pub use sessions::{NewSession, Rotation};
 pub use two_factor::{DisableOutcome, EnableOutcome, SetupOutcome};
@@ -215,7 +217,7 @@ impl Store {
                     sessions::index_sessions_by_age(&tx)?;
                     meta.insert("schema_version", schema::SCHEMA_VERSION)?;
                 }
-                // 2 -> 3 only added the outbox, which `each_table` below creates.
+                // 2 -> 3 only added the outbox and the mail tokens, which `each_table` creates.
                 Some(2) => {
                     meta.insert("schema_version", schema::SCHEMA_VERSION)?;
                 }

@@ -249,8 +249,24 @@ versioned!(
     SessionRecord,
     SigningKeyRecord,
     ApiKeyRecord,
-    OutboxRecord
+    OutboxRecord,
+    MailTokenRecord
 );
+
+/// A one-time token sent by mail, stored under the SHA-256 of the token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MailTokenRecord {
+    /// Record version.
+    pub v: u32,
+    /// What it proves: "verify", "reset" or "change".
+    pub kind: String,
+    /// The account.
+    pub user_id: String,
+    /// The address the mail went to (the new one, for an email change).
+    pub email: String,
+    /// It is refused from this time on.
+    pub expires_at: UnixTime,
+}
 
 /// Encode a record.
 pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {

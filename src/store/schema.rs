@@ -38,6 +38,12 @@ pub const API_KEYS_BY_USER: MultimapTableDefinition<&str, &str> =
 /// until the delivery worker has handed it over.
 pub const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
 
+/// SHA-256 of a mailed one-time token -> CBOR `MailTokenRecord`.
+pub const MAIL_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("mail_tokens");
+/// "user id/kind" -> the SHA-256 of that user's latest token of that kind: a newer one voids it.
+pub const LATEST_MAIL_TOKEN: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("latest_mail_token");
+
 /// Something done to every table alike: opening it at start, copying it into a backup.
 pub(super) trait EachTable {
     /// A plain table.
@@ -65,5 +71,7 @@ pub(super) fn each_table(v: &mut impl EachTable) -> Result<(), StoreError> {
     v.table(API_KEYS)?;
     v.table(API_KEYS_BY_ID)?;
     v.multimap(API_KEYS_BY_USER)?;
-    v.table(OUTBOX)
+    v.table(OUTBOX)?;
+    v.table(MAIL_TOKENS)?;
+    v.table(LATEST_MAIL_TOKEN)
 }

@@ -393,7 +393,12 @@ async fn security_notices_reach_the_owner_without_a_link() {
         )
         .await;
     assert_eq!(r.status, 200);
-    let got = smtp.wait_for(2).await;
+    // The verification mail of the registration, then the two notices.
+    let got = smtp.wait_for(3).await;
+    let got: Vec<String> = got
+        .into_iter()
+        .filter(|m| !m.contains("verify your email address"))
+        .collect();
     let subjects: Vec<&str> = got
         .iter()
         .filter_map(|m| m.lines().find(|l| l.starts_with("Subject: ")))
@@ -411,5 +416,157 @@ async fn security_notices_reach_the_owner_without_a_link() {
     assert!(
         got.iter().any(|m| unquote(m).contains("&lt;deploy&gt;")),
         "the key's name is escaped in the HTML part"
+    );
+}
+
+/// The access token of a login answer.
+fn tokens_of(r: crate::helpers::TestResponse) -> String {
+    crate::helpers::tokens(&r).token
+}
+
+/// The token of the `path` link in a delivered message.
+fn token_in(message: &str, path: &str) -> String {
+    let text = unquote(message);
+    let marker = format!("{path}?token=");
+    let start = text
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {path} link in:\n{text}"))
+        + marker.len();
+    text[start..start + 43].to_string()
+}
+
+/// The delivered messages whose subject contains `subject`.
+fn with_subject<'a>(messages: &'a [String], subject: &str) -> Vec<&'a String> {
+    messages
+        .iter()
+        .filter(|m| {
+            m.lines()
+                .any(|l| l.starts_with("Subject: ") && l.contains(subject))
+        })
+        .collect()
+}
+
+async fn verify(app: &TestApp, token: &str) -> crate::helpers::TestResponse {
+    app.post("/v1/auth/email/verify", json!({ "token": token }))
+        .await
+}
+
+#[tokio::test]
+async fn register_mails_a_link_that_verifies_the_email_once() {
+    let Some(python) = require_aiosmtpd() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let smtp = Smtp::start(&python, port, tmp.path());
+    let app = TestApp::spawn_with(&smtp_config(port)).await;
+    let t = app.register("verify@example.com").await;
+    assert!(app.me(&t.token).await.json()["email_verified_at"].is_null());
+    let got = smtp.wait_for(1).await;
+    let mails = with_subject(&got, "verify your email address");
+    assert_eq!(mails.len(), 1, "{got:?}");
+    assert!(mails[0].contains("To: verify@example.com"));
+    let token = token_in(mails[0], "/verify-email");
+    let r = verify(&app, &token).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.json(), json!({"message_code": "email_verified"}));
+    assert!(app.me(&t.token).await.json()["email_verified_at"].is_string());
+    let r = verify(&app, &token).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_token".to_string()),
+        "single use"
+    );
+    let r = verify(&app, &"A".repeat(43)).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_token".to_string()));
+    let r = app
+        .post_as("/v1/auth/email/verification", Some(&t.token), json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "email_already_verified".to_string())
+    );
+}
+
+#[tokio::test]
+async fn a_new_link_voids_the_old_one_and_links_expire() {
+    let Some(python) = require_aiosmtpd() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let smtp = Smtp::start(&python, port, tmp.path());
+    let app = TestApp::spawn_with(&format!(
+        "{}[rate_limits]\nenabled = true\n",
+        smtp_config(port)
+    ))
+    .await;
+    let t = app.register("relink@example.com").await;
+    smtp.wait_for(1).await;
+    let r = app
+        .post_as("/v1/auth/email/verification", Some(&t.token), json!({}))
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.json(), json!({"message_code": "verification_email_sent"}));
+    let r = app
+        .post_as("/v1/auth/email/verification", Some(&t.token), json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (429, "rate_limited".to_string()),
+        "one a minute"
+    );
+    let got = smtp.wait_for(2).await;
+    let mut tokens: Vec<String> = with_subject(&got, "verify your email address")
+        .iter()
+        .map(|m| token_in(m, "/verify-email"))
+        .collect();
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 2);
+    // Exactly one of the two still works: the newer.
+    let results = [
+        verify(&app, &tokens[0]).await.status,
+        verify(&app, &tokens[1]).await.status,
+    ];
+    assert!(
+        results.contains(&200) && results.contains(&400),
+        "{results:?}"
+    );
+    // Expiry: a fresh link, used after its 24 hours.
+    app.register("late@example.com").await;
+    let got = smtp.wait_for(3).await;
+    let late = with_subject(&got, "verify your email address")
+        .iter()
+        .map(|m| token_in(m, "/verify-email"))
+        .find(|tok| !tokens.contains(tok))
+        .expect("a third link");
+    app.clock.advance(24 * 3600);
+    let r = verify(&app, &late).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_token".to_string()),
+        "expired"
+    );
+    let fresh = tokens_of(
+        app.login("late@example.com", crate::helpers::PASSWORD)
+            .await,
+    );
+    assert!(
+        app.me(&fresh).await.json()["email_verified_at"].is_null(),
+        "an expired link verified nothing"
+    );
+}
+
+#[tokio::test]
+async fn without_mail_verification_is_not_configured() {
+    let app = TestApp::spawn_with("[email]\ntransport = \"none\"").await;
+    let t = app.register("nomail@example.com").await;
+    let r = app
+        .post_as("/v1/auth/email/verification", Some(&t.token), json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (503, "email_not_configured".to_string())
     );
 }

@@ -8,14 +8,14 @@ use crate::domain::types::{Company, DisplayName, Email};
 use crate::error::{Error, FieldError};
 use crate::http::dto::{
     self, DeleteAccountRequest, LoginRequest, MeResponse, MessageResponse, PasswordChangeRequest,
-    RefreshRequest, RegisterRequest,
+    RefreshRequest, RegisterRequest, TokenRequest,
 };
 use crate::http::response::{json, Body};
 use crate::http::Ctx;
 use crate::service::accounts::{self, Registration};
-use crate::service::lifecycle;
 use crate::service::state::AppState;
 use crate::service::tokens;
+use crate::service::{email, lifecycle};
 
 /// `POST /v1/auth/register` → 201.
 pub async fn register(
@@ -152,6 +152,37 @@ pub async fn delete_account(
         StatusCode::OK,
         &MessageResponse {
             message_code: "account_deleted",
+        },
+    ))
+}
+
+/// `POST /v1/auth/email/verification` → 202 `{message_code: "verification_email_sent"}`.
+pub async fn request_verification(
+    state: &AppState,
+    ctx: Ctx<SessionCaller>,
+) -> Result<Response<Body>, Error> {
+    email::request_verification(state, &ctx.caller).await?;
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &MessageResponse {
+            message_code: "verification_email_sent",
+        },
+    ))
+}
+
+/// `POST /v1/auth/email/verify` → 200 `{message_code: "email_verified"}`.
+pub async fn verify_email(
+    state: &AppState,
+    req: Request<Incoming>,
+    ctx: Ctx<()>,
+) -> Result<Response<Body>, Error> {
+    let dto: TokenRequest = ctx.json(req).await?;
+    let token = dto.token.ok_or(Error::field("token", "required"))?;
+    email::verify(state, token).await?;
+    Ok(json(
+        StatusCode::OK,
+        &MessageResponse {
+            message_code: "email_verified",
         },
     ))
 }

@@ -1,0 +1,127 @@
+//! One-time tokens sent by mail (verify an email, reset a password, confirm an email change),
+//! kept only as SHA-256: issued in the same transaction as the mail that carries them, single
+//! use, refused once expired, and voided by a newer token of the same kind for the same user.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use crate::clock::UnixTime;
+use crate::domain::mail::{OutgoingMail, TokenKind};
+
+use super::outbox::queue_mail;
+use super::records::{decode, encode, MailTokenRecord, RECORD_VERSION};
+use super::rows::{get_user, put_user};
+use super::schema::{LATEST_MAIL_TOKEN, MAIL_TOKENS};
+use super::{Changed, Store, StoreError};
+
+/// A token to issue and the mail that carries it.
+#[derive(Debug, Clone)]
+pub struct NewMailToken {
+    /// What it proves.
+    pub kind: TokenKind,
+    /// The account.
+    pub user_id: String,
+    /// Where the mail goes.
+    pub email: String,
+    /// SHA-256 of the token.
+    pub hash: [u8; 32],
+    /// End of its life.
+    pub expires_at: UnixTime,
+    /// The message with the link.
+    pub mail: OutgoingMail,
+}
+
+/// What using a verification token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// The email is verified now (or already was); the user's id.
+    Done(String),
+    /// Wrong, used, expired, or for an address the account no longer has.
+    Invalid,
+}
+
+fn latest_key(user_id: &str, kind: TokenKind) -> String {
+    format!("{user_id}/{}", kind.as_str())
+}
+
+impl Store {
+    /// Store the token and queue its mail in one transaction, voiding the user's previous token
+    /// of the same kind.
+    pub async fn issue_mail_token(&self, t: NewMailToken, now: UnixTime) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let key = latest_key(&t.user_id, t.kind);
+            let previous = tx
+                .open_table(LATEST_MAIL_TOKEN)?
+                .get(key.as_str())?
+                .map(|h| h.value().to_vec());
+            let mut tokens = tx.open_table(MAIL_TOKENS)?;
+            if let Some(previous) = previous {
+                tokens.remove(previous.as_slice())?;
+            }
+            let record = MailTokenRecord {
+                v: RECORD_VERSION,
+                kind: t.kind.as_str().to_string(),
+                user_id: t.user_id.clone(),
+                email: t.email.clone(),
+                expires_at: t.expires_at,
+            };
+            tokens.insert(t.hash.as_slice(), encode(&record)?.as_slice())?;
+            drop(tokens);
+            tx.open_table(LATEST_MAIL_TOKEN)?
+                .insert(key.as_str(), t.hash.as_slice())?;
+            queue_mail(tx, &t.mail, now)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Use a verification token: single use; the account's email is marked verified if it is
+    /// still the address the token was sent to.
+    pub async fn verify_email_with(
+        &self,
+        hash: [u8; 32],
+        now: UnixTime,
+    ) -> Result<Verified, StoreError> {
+        self.write_if_changed(move |tx| {
+            let Some(token) = take(tx, &hash, TokenKind::Verify, now)? else {
+                return Ok((Verified::Invalid, Changed::No));
+            };
+            let mut user = get_user(tx, &token.user_id)?;
+            if !user.email.eq_ignore_ascii_case(&token.email) {
+                return Ok((Verified::Invalid, Changed::Yes));
+            }
+            user.email_verified_at.get_or_insert(now);
+            put_user(tx, &user)?;
+            Ok((Verified::Done(user.id), Changed::Yes))
+        })
+        .await
+    }
+}
+
+/// Remove and return the live token of `kind` with this hash, if there is one; an expired one
+/// is removed too, and refused.
+fn take(
+    tx: &WriteTransaction,
+    hash: &[u8; 32],
+    kind: TokenKind,
+    now: UnixTime,
+) -> Result<Option<MailTokenRecord>, StoreError> {
+    let mut tokens = tx.open_table(MAIL_TOKENS)?;
+    let Some(bytes) = tokens.get(hash.as_slice())?.map(|b| b.value().to_vec()) else {
+        return Ok(None);
+    };
+    let token: MailTokenRecord = decode("mail_tokens", &bytes)?;
+    if token.kind != kind.as_str() {
+        return Ok(None);
+    }
+    tokens.remove(hash.as_slice())?;
+    drop(tokens);
+    let key = latest_key(&token.user_id, kind);
+    let mut latest = tx.open_table(LATEST_MAIL_TOKEN)?;
+    if latest
+        .get(key.as_str())?
+        .is_some_and(|h| h.value() == hash.as_slice())
+    {
+        latest.remove(key.as_str())?;
+    }
+    Ok((now < token.expires_at).then_some(token))
+}
