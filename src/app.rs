@@ -151,6 +151,7 @@ impl App {
         let gate = Gate::new(&self.state.config).await;
         let http = http_builder(&self.state.config.limits);
         let graceful = GracefulShutdown::new();
+        let mut connections = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         let flusher = tokio::spawn(flush_key_usage_periodically(self.state.clone()));
         // With mail off nothing is sent; whatever is queued waits for a transport.
@@ -180,24 +181,32 @@ impl App {
             if let Some(slots) = gate.admit(&stream, peer) {
                 let conn = serve_connection(&self.state, &http, stream, peer);
                 let conn = graceful.watch(conn);
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                     drop(slots);
                 });
             }
+            // Reap the finished ones as we go, so the set stays as small as what is open.
+            while connections.try_join_next().is_some() {}
         }
         self.state.draining.store(true, Ordering::Relaxed);
         drop(listener);
         self.drain(graceful).await;
-        flusher.abort();
+        // Every connection task gone (those past the grace aborted), so none still holds the
+        // state, and through it the database file, once `serve` returns.
+        connections.shutdown().await;
         // Stopped between two messages or mid-send: an unsent message stays queued, and one
-        // the relay took before the abort goes again after the restart (at least once).
-        if let Some(mailer) = mailer {
-            mailer.abort();
+        // the relay took before the abort goes again after the restart (at least once). Each
+        // task is awaited after its abort, so none still holds the state (and through it the
+        // database file) once `serve` returns.
+        let mut tasks = vec![flusher, admin];
+        tasks.extend(mailer);
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
         }
-        admin.abort();
         let _ = std::fs::remove_file(&admin_path);
         if let Err(e) = self.state.key_usage.flush(&self.state.store).await {
             tracing::error!(error = %e, "could not record API key usage at shutdown");

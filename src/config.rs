@@ -230,8 +230,10 @@ pub struct RateLimitsConfig {
     pub failures: Vec<Rate>,
     /// Writes one account may cause: 2FA setup, API-key create and revoke, session revoke.
     pub account_writes: Vec<Rate>,
-    /// Verification mails one account may ask for.
-    pub verification_mail: Vec<Rate>,
+    /// Mails with a link one account may be sent, per kind (verification, reset).
+    pub account_mail: Vec<Rate>,
+    /// Password-reset requests per client.
+    pub forgot_password: Vec<Rate>,
 }
 
 /// At most `count` events per `per`, refilled continuously (a token bucket).
@@ -456,7 +458,8 @@ impl Config {
             refresh: s.rates("refresh", &["30/1m", "600/1h"]),
             failures: s.rates("failures", &["20/1m", "100/1h"]),
             account_writes: s.rates("account_writes", &["20/1m", "200/1h"]),
-            verification_mail: s.rates("verification_mail", &["1/1m", "10/1d"]),
+            account_mail: s.rates("account_mail", &["1/1m", "10/1d"]),
+            forgot_password: s.rates("forgot_password", &["5/1m", "30/1h"]),
         };
         s.finish();
         let mut s = root.section("cors");

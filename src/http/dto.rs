@@ -323,6 +323,26 @@ pub struct TokenRequest {
     pub token: Option<Secret>,
 }
 
+/// `POST /v1/auth/password/forgot`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPasswordRequest {
+    /// The account's address.
+    pub email: Option<String>,
+}
+
+/// `POST /v1/auth/password/reset`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    /// The token from the mailed link.
+    pub token: Option<Secret>,
+    /// The new password.
+    pub password: Option<Password>,
+    /// A TOTP or backup code, when two-factor authentication is on.
+    pub totp_code: Option<Secret>,
+}
+
 /// `DELETE /v1/auth/me`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -209,6 +209,8 @@ async fn public(
         PublicRoute::Login => handlers::accounts::login(state, req, ctx).await,
         PublicRoute::Refresh => handlers::accounts::refresh(state, req, ctx).await,
         PublicRoute::VerifyEmail => handlers::accounts::verify_email(state, req, ctx).await,
+        PublicRoute::ForgotPassword => handlers::accounts::forgot_password(state, req, ctx).await,
+        PublicRoute::ResetPassword => handlers::accounts::reset_password(state, req, ctx).await,
         PublicRoute::Jwks => Ok(handlers::health::jwks(state)),
         PublicRoute::Healthz => Ok(handlers::health::healthz()),
         PublicRoute::Readyz => handlers::health::readyz(state).await,

@@ -112,6 +112,25 @@ pub fn document(issuer: &str) -> Value {
         ]))}),
     );
     paths.insert(
+        "/v1/auth/password/forgot".into(),
+        json!({"post": op("Mail a password-reset link; the same answer whether or not the account exists", None, Some(body(r("ForgotPasswordRequest"), true)), responses(vec![
+            ("202", ok("Accepted", message("password_reset_email_sent"))),
+            ("422", err("Missing email (validation_failed)")),
+            ("429", err("Too many requests from this client (rate_limited)")),
+            ("503", err("email_not_configured")),
+        ]))}),
+    );
+    paths.insert(
+        "/v1/auth/password/reset".into(),
+        json!({"post": op("Set a new password with the mailed token; every session ends", None, Some(body(r("ResetPasswordRequest"), true)), responses(vec![
+            ("200", ok("Reset", message("password_reset"))),
+            ("400", err("invalid_token: wrong, used or expired")),
+            ("401", err("totp_required or invalid_totp_code (2FA on; the token stays usable)")),
+            ("422", err("The new password fails the policy, or a field is missing (validation_failed)")),
+            ("429", err("Too many wrong codes (rate_limited)")),
+        ]))}),
+    );
+    paths.insert(
         "/v1/auth/password/change".into(),
         json!({"post": op("Change the password; every other session ends", Some(&bearer), Some(body(r("PasswordChangeRequest"), true)), responses(vec![
             ("200", ok("Changed", message("password_changed"))),
@@ -199,7 +218,7 @@ pub fn document(issuer: &str) -> Value {
     let dt = json!({"type": "string", "format": "date-time"});
     let object = |required: &[&str], props: Value| json!({"type": "object", "required": required, "properties": props, "additionalProperties": false});
     let strings = json!({"type": "array", "items": {"type": "string"}});
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "cloudheed-auth", "version": env!("CARGO_PKG_VERSION"), "description": format!("Access tokens are EdDSA JWTs issued by `{issuer}`.")},
         "paths": paths,
@@ -235,15 +254,30 @@ pub fn document(issuer: &str) -> Value {
                 "TotpVerifyRequest": object(&["code"], json!({"code": s("string")})),
                 "TotpEnabled": object(&["message_code", "backup_codes"], json!({"message_code": {"const": "2fa_enabled"}, "backup_codes": strings})),
                 "TotpDisableRequest": object(&["password", "code"], json!({"password": s("string"), "code": s("string")})),
-                "PasswordChangeRequest": object(&["current_password", "new_password"], json!({"current_password": s("string"), "new_password": s("string")})),
-                "DeleteAccountRequest": object(&["password"], json!({"password": s("string"), "totp_code": s("string")})),
-                "TokenRequest": object(&["token"], json!({"token": s("string")})),
                 "Jwks": object(&["keys"], json!({"keys": {"type": "array", "items": object(&["kty", "crv", "x", "kid", "use", "alg"], json!({
                     "kty": {"const": "OKP"}, "crv": {"const": "Ed25519"}, "x": s("string"), "kid": s("string"), "use": {"const": "sig"}, "alg": {"const": "EdDSA"}}))}})),
                 "Status": object(&["status"], json!({"status": s("string")})),
             }
         }
-    })
+    });
+    // The account-lifecycle bodies, apart: one json! of every schema is past the macro's
+    // recursion limit.
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["PasswordChangeRequest"] = object(
+        &["current_password", "new_password"],
+        json!({"current_password": s("string"), "new_password": s("string")}),
+    );
+    schemas["DeleteAccountRequest"] = object(
+        &["password"],
+        json!({"password": s("string"), "totp_code": s("string")}),
+    );
+    schemas["TokenRequest"] = object(&["token"], json!({"token": s("string")}));
+    schemas["ForgotPasswordRequest"] = object(&["email"], json!({"email": s("string")}));
+    schemas["ResetPasswordRequest"] = object(
+        &["token", "password"],
+        json!({"token": s("string"), "password": s("string"), "totp_code": s("string")}),
+    );
+    doc
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@
 //! | POST   | /v1/auth/password/change    | ChangePassword | session |
 //! | POST   | /v1/auth/email/verification | RequestVerification | session |
 //! | POST   | /v1/auth/email/verify       | VerifyEmail    | public  |
+//! | POST   | /v1/auth/password/forgot    | ForgotPassword | public  |
+//! | POST   | /v1/auth/password/reset     | ResetPassword  | public  |
 //! | GET    | /v1/auth/sessions           | ListSessions   | session |
 //! | DELETE | /v1/auth/sessions/{id}      | RevokeSession  | session |
 //! | POST   | /v1/auth/api-keys           | CreateApiKey   | session |
@@ -68,6 +70,10 @@ pub enum PublicRoute {
     OpenApi,
     /// Prove an email address with a mailed token.
     VerifyEmail,
+    /// Ask for a password-reset link.
+    ForgotPassword,
+    /// Set a new password with a mailed token.
+    ResetPassword,
 }
 
 /// Routes open to an access token or an API key.
@@ -131,6 +137,8 @@ pub const TABLE: &[(&str, &str)] = &[
     ("POST", "/v1/auth/password/change"),
     ("POST", "/v1/auth/email/verification"),
     ("POST", "/v1/auth/email/verify"),
+    ("POST", "/v1/auth/password/forgot"),
+    ("POST", "/v1/auth/password/reset"),
     ("GET", "/v1/auth/sessions"),
     ("DELETE", "/v1/auth/sessions/{id}"),
     ("POST", "/v1/auth/api-keys"),
@@ -178,6 +186,16 @@ impl Route {
                 "POST",
                 Method::POST,
                 Route::Public(PublicRoute::VerifyEmail),
+            ),
+            "/v1/auth/password/forgot" => (
+                "POST",
+                Method::POST,
+                Route::Public(PublicRoute::ForgotPassword),
+            ),
+            "/v1/auth/password/reset" => (
+                "POST",
+                Method::POST,
+                Route::Public(PublicRoute::ResetPassword),
             ),
             "/v1/auth/password/change" => (
                 "POST",
@@ -276,6 +294,8 @@ impl Route {
                 PublicRoute::Metrics => "metrics",
                 PublicRoute::OpenApi => "openapi",
                 PublicRoute::VerifyEmail => "verify_email",
+                PublicRoute::ForgotPassword => "forgot_password",
+                PublicRoute::ResetPassword => "reset_password",
             },
             Route::Any(AnyRoute::Me) => "me",
             Route::Any(AnyRoute::Verify) => "verify",

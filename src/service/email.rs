@@ -1,17 +1,24 @@
-//! Email verification: a one-time link to the account's address (at register, and on request),
-//! and using it. The token is 256 random bits, stored only as its SHA-256, in the same
-//! transaction as the mail that carries it.
+//! What mailed links prove: an email address (verification, at register and on request) and
+//! the owner of a mailbox (a password reset). Each token is 256 random bits, stored only as its
+//! SHA-256, in the same transaction as the mail that carries it; single use; voided by a newer
+//! one of its kind.
+
+use std::sync::Arc;
 
 use crate::clock::secs;
 use crate::crypto::random;
 use crate::domain::mail::{OutgoingMail, TokenKind};
 use crate::domain::models::{SessionCaller, User};
+use crate::domain::password::Password;
+use crate::domain::types::Email;
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::service::state::AppState;
-use crate::store::{MailTokenVerified, NewMailToken};
+use crate::store::{MailTokenReset, MailTokenVerified, NewMailToken};
 
+use super::notices::{self, Notice};
 use super::rate_limit::Bucket;
+use super::{guesses, two_factor};
 
 /// `POST /v1/auth/email/verification`: send a new link (voiding the previous one).
 pub async fn request_verification(state: &AppState, who: &SessionCaller) -> Result<(), Error> {
@@ -70,5 +77,130 @@ pub async fn verify(state: &AppState, token: Secret) -> Result<(), Error> {
             Ok(())
         }
         MailTokenVerified::Invalid => Err(Error::InvalidToken),
+    }
+}
+
+/// `POST /v1/auth/password/forgot`: always the same answer. A link goes only to an existing,
+/// enabled account, at most `rate_limits.account_mail` a time (beyond it, silently nothing),
+/// and the token is issued off the request path, so neither the answer nor its timing tells
+/// whether the account exists. Only the client's own rate (429) is visible.
+pub async fn forgot_password(
+    state: &Arc<AppState>,
+    email: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(), Error> {
+    state
+        .rate_limiter
+        .take(Bucket::ForgotPassword, ip, state.now())?;
+    if !state.mailer.enabled() {
+        return Err(Error::EmailNotConfigured);
+    }
+    let Ok(email) = Email::parse(email) else {
+        return Ok(());
+    };
+    let state = state.clone();
+    tokio::spawn(tracing::Instrument::in_current_span(async move {
+        if let Err(e) = send_reset(&state, email.key()).await {
+            tracing::error!(error = %e, "could not queue a password-reset mail");
+        }
+    }));
+    Ok(())
+}
+
+async fn send_reset(state: &AppState, email_key: String) -> Result<(), Error> {
+    let Some(account) = state.store.user_by_email(email_key).await? else {
+        return Ok(());
+    };
+    if account.disabled {
+        return Ok(());
+    }
+    let now = state.now();
+    if state
+        .rate_limiter
+        .take_for_account(Bucket::ResetMail, &account.id, now)
+        .is_err()
+    {
+        return Ok(());
+    }
+    let token = random::token();
+    let link = format!("{}/reset-password?token={token}", state.config.public_url);
+    let issuer = &state.config.issuer;
+    let ttl = state.config.email.reset_ttl;
+    let mail = OutgoingMail {
+        to: account.email.clone(),
+        subject: format!("{issuer}: reset your password"),
+        text: format!(
+            "Someone asked to reset the password of your account. Open this link to choose a new one:\n\n{link}\n\nIt works once, for {}. If it was not you, ignore this mail: your password stays as it is.\n",
+            humantime::format_duration(ttl)
+        ),
+        html: format!(
+            "<!doctype html><p>Someone asked to reset the password of your account.</p><p><a href=\"{link}\">Choose a new password</a></p><p>If it was not you, ignore this mail: your password stays as it is.</p>"
+        ),
+    };
+    let issued = NewMailToken {
+        kind: TokenKind::Reset,
+        user_id: account.id.clone(),
+        email: account.email.clone(),
+        hash: random::sha256(token.as_bytes()),
+        expires_at: now + secs(ttl),
+        mail,
+    };
+    state.store.issue_mail_token(issued, now).await?;
+    state.mailer.wake();
+    tracing::info!(user_id = %account.id, "password-reset mail queued");
+    Ok(())
+}
+
+/// `POST /v1/auth/password/reset`: a new password with a mailed token (and, with 2FA on, a
+/// code: a mailbox alone must not remove the second factor). Every session ends, the account
+/// lock is cleared, the email counts as verified.
+pub async fn reset_password(
+    state: &AppState,
+    token: Secret,
+    password: Password,
+    code: Option<Secret>,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(), Error> {
+    let hash = random::sha256(token.expose().as_bytes());
+    let now = state.now();
+    let Some(account) = state.store.reset_token_account(hash, now).await? else {
+        return Err(Error::InvalidToken);
+    };
+    password
+        .check_new(state.config.passwords.min_length, Some(&account.email))
+        .map_err(|e| Error::Validation(vec![e]))?;
+    let used = if account.two_factor.enabled {
+        let Some(code) = code.filter(|c| !c.expose().is_empty()) else {
+            return Err(Error::TotpRequired);
+        };
+        let guess = guesses::begin(state, &account, ip)?;
+        match two_factor::check_code(state, &account, code.expose()).await? {
+            Some(used) => {
+                guess.pending();
+                Some(used)
+            }
+            None => {
+                guess.failed();
+                return Err(Error::InvalidTotpCode);
+            }
+        }
+    } else {
+        None
+    };
+    let new_hash = state.hasher.hash(password).await?;
+    match state
+        .store
+        .reset_password_with(hash, new_hash, used, state.now())
+        .await?
+    {
+        MailTokenReset::Done(account) => {
+            state.account_lock.succeed(&account.id);
+            tracing::info!(user_id = %account.id, client = ip.map(tracing::field::display), "password reset");
+            notices::send(state, &account.email, Notice::PasswordReset).await;
+            Ok(())
+        }
+        MailTokenReset::Invalid => Err(Error::InvalidToken),
+        MailTokenReset::TotpRequired => Err(Error::TotpRequired),
+        MailTokenReset::SecondFactorSpent => Err(Error::InvalidTotpCode),
     }
 }

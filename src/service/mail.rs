@@ -294,17 +294,16 @@ async fn deliver_one(state: &AppState, queued: &QueuedMail) -> bool {
             true
         }
         Err(e) => {
-            state.metrics.mail_failed();
             let max = if e.permanent {
                 1
             } else {
                 state.config.email.max_attempts
             };
-            match state
+            let recorded = state
                 .store
                 .mail_failed(queued.id.clone(), state.now(), max)
-                .await
-            {
+                .await;
+            match recorded {
                 Ok(Some(AfterFailure::RetryAt(at))) => tracing::warn!(
                     mail_id = %queued.id,
                     attempts = queued.attempts + 1,
@@ -313,7 +312,6 @@ async fn deliver_one(state: &AppState, queued: &QueuedMail) -> bool {
                     "mail not sent; will retry"
                 ),
                 Ok(Some(AfterFailure::GiveUp)) => {
-                    state.metrics.mail_abandoned();
                     tracing::error!(
                         mail_id = %queued.id,
                         to = %queued.mail.to,
@@ -322,6 +320,7 @@ async fn deliver_one(state: &AppState, queued: &QueuedMail) -> bool {
                         error = %e.why,
                         "mail not sent; gave up and dropped it"
                     );
+                    state.metrics.mail_abandoned();
                 }
                 Ok(None) => {}
                 Err(store) => tracing::error!(
@@ -330,6 +329,8 @@ async fn deliver_one(state: &AppState, queued: &QueuedMail) -> bool {
                     "mail not sent, and the failure could not be recorded"
                 ),
             }
+            // Counted once recorded and logged, so what the metric shows has happened.
+            state.metrics.mail_failed();
             false
         }
     }

@@ -12,6 +12,8 @@ use crate::service::state::AppState;
 pub enum Notice {
     /// The password was changed from a session.
     PasswordChanged,
+    /// The password was reset with a mailed link.
+    PasswordReset,
     /// Two-factor authentication was turned on.
     TwoFactorEnabled,
     /// Two-factor authentication was turned off.
@@ -28,6 +30,11 @@ impl Notice {
             Notice::PasswordChanged => (
                 "your password was changed",
                 "The password of your account was changed, and every other session was ended."
+                    .into(),
+            ),
+            Notice::PasswordReset => (
+                "your password was reset",
+                "The password of your account was reset with a link sent to this address, and every session was ended."
                     .into(),
             ),
             Notice::TwoFactorEnabled => (

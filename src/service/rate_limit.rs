@@ -35,16 +35,22 @@ pub enum Bucket {
     AccountWrites,
     /// Verification mails one account asks for, per account.
     VerificationMail,
+    /// Password-reset mails sent to one account, per account.
+    ResetMail,
+    /// Password-reset requests, per client.
+    ForgotPassword,
 }
 
 impl Bucket {
-    const ALL: [Bucket; 6] = [
+    const ALL: [Bucket; 8] = [
         Bucket::Login,
         Bucket::Register,
         Bucket::Refresh,
         Bucket::Failures,
         Bucket::AccountWrites,
         Bucket::VerificationMail,
+        Bucket::ResetMail,
+        Bucket::ForgotPassword,
     ];
 
     /// The limit's name in logs and in the config's `[rate_limits]`.
@@ -56,6 +62,8 @@ impl Bucket {
             Bucket::Failures => "failures",
             Bucket::AccountWrites => "account_writes",
             Bucket::VerificationMail => "verification_mail",
+            Bucket::ResetMail => "reset_mail",
+            Bucket::ForgotPassword => "forgot_password",
         }
     }
 
@@ -98,7 +106,8 @@ impl RateLimiter {
                 Bucket::Refresh => cfg.refresh.clone(),
                 Bucket::Failures => cfg.failures.clone(),
                 Bucket::AccountWrites => cfg.account_writes.clone(),
-                Bucket::VerificationMail => cfg.verification_mail.clone(),
+                Bucket::VerificationMail | Bucket::ResetMail => cfg.account_mail.clone(),
+                Bucket::ForgotPassword => cfg.forgot_password.clone(),
             }),
             levels: ShardedLru::new(cfg.max_tracked_clients),
         }

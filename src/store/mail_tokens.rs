@@ -5,12 +5,15 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::clock::UnixTime;
+use crate::domain::account::{Account, SecondFactorUse};
 use crate::domain::mail::{OutgoingMail, TokenKind};
+use crate::secret::Secret;
 
 use super::outbox::queue_mail;
-use super::records::{decode, encode, MailTokenRecord, RECORD_VERSION};
+use super::records::{decode, decode_user, encode, MailTokenRecord, RECORD_VERSION};
 use super::rows::{get_user, put_user};
-use super::schema::{LATEST_MAIL_TOKEN, MAIL_TOKENS};
+use super::schema::{LATEST_MAIL_TOKEN, MAIL_TOKENS, USERS};
+use super::sessions::delete_sessions_where;
 use super::{Changed, Store, StoreError};
 
 /// A token to issue and the mail that carries it.
@@ -37,6 +40,19 @@ pub enum Verified {
     Done(String),
     /// Wrong, used, expired, or for an address the account no longer has.
     Invalid,
+}
+
+/// What using a reset token did.
+#[derive(Debug, Clone)]
+pub enum Reset {
+    /// The password is replaced and every session ended; the account.
+    Done(Box<Account>),
+    /// Wrong, used or expired.
+    Invalid,
+    /// Two-factor authentication is on and no code was given (the token stays usable).
+    TotpRequired,
+    /// The code was used by another request first (the token stays usable).
+    SecondFactorSpent,
 }
 
 fn latest_key(user_id: &str, kind: TokenKind) -> String {
@@ -95,6 +111,80 @@ impl Store {
         })
         .await
     }
+}
+
+impl Store {
+    /// The account a live reset token belongs to, without using the token: a reset with 2FA
+    /// checks the code against it first.
+    pub async fn reset_token_account(
+        &self,
+        hash: [u8; 32],
+        now: UnixTime,
+    ) -> Result<Option<Account>, StoreError> {
+        self.read(move |tx| {
+            let tokens = tx.open_table(MAIL_TOKENS)?;
+            let Some(bytes) = tokens.get(hash.as_slice())? else {
+                return Ok(None);
+            };
+            let token: MailTokenRecord = decode("mail_tokens", bytes.value())?;
+            if token.kind != TokenKind::Reset.as_str() || now >= token.expires_at {
+                return Ok(None);
+            }
+            let users = tx.open_table(USERS)?;
+            match users.get(token.user_id.as_str())? {
+                Some(bytes) => Ok(Some(decode_user(bytes.value())?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    /// Use a reset token: the password becomes `new_hash`, every session ends, the email counts
+    /// as verified (the mailbox was proven), in one transaction. With 2FA on, `used` must still
+    /// be spendable; otherwise nothing changes and the token stays usable.
+    pub async fn reset_password_with(
+        &self,
+        hash: [u8; 32],
+        new_hash: Secret,
+        used: Option<SecondFactorUse>,
+        now: UnixTime,
+    ) -> Result<Reset, StoreError> {
+        self.write_if_changed(move |tx| {
+            let Some(token) = peek(tx, &hash, TokenKind::Reset, now)? else {
+                return Ok((Reset::Invalid, Changed::No));
+            };
+            let mut user = get_user(tx, &token.user_id)?;
+            match &used {
+                None if user.two_factor.enabled => return Ok((Reset::TotpRequired, Changed::No)),
+                Some(u) if !user.two_factor.spend(u) => {
+                    return Ok((Reset::SecondFactorSpent, Changed::No))
+                }
+                _ => {}
+            }
+            take(tx, &hash, TokenKind::Reset, now)?;
+            user.password_hash = new_hash;
+            user.email_verified_at.get_or_insert(now);
+            put_user(tx, &user)?;
+            delete_sessions_where(tx, &user.id, |_| true)?;
+            Ok((Reset::Done(Box::new(user)), Changed::Yes))
+        })
+        .await
+    }
+}
+
+/// The live token of `kind` with this hash, left in place.
+fn peek(
+    tx: &WriteTransaction,
+    hash: &[u8; 32],
+    kind: TokenKind,
+    now: UnixTime,
+) -> Result<Option<MailTokenRecord>, StoreError> {
+    let tokens = tx.open_table(MAIL_TOKENS)?;
+    let Some(bytes) = tokens.get(hash.as_slice())? else {
+        return Ok(None);
+    };
+    let token: MailTokenRecord = decode("mail_tokens", bytes.value())?;
+    Ok((token.kind == kind.as_str() && now < token.expires_at).then_some(token))
 }
 
 /// Remove and return the live token of `kind` with this hash, if there is one; an expired one

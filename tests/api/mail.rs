@@ -570,3 +570,136 @@ async fn without_mail_verification_is_not_configured() {
         (503, "email_not_configured".to_string())
     );
 }
+
+async fn forgot(app: &TestApp, email: &str) -> crate::helpers::TestResponse {
+    app.post("/v1/auth/password/forgot", json!({ "email": email }))
+        .await
+}
+
+async fn reset(app: &TestApp, body: serde_json::Value) -> crate::helpers::TestResponse {
+    app.post("/v1/auth/password/reset", body).await
+}
+
+const RESET_TO: &str = "a reset passphrase 2026";
+
+#[tokio::test]
+async fn a_forgotten_password_is_reset_through_the_mailbox() {
+    let Some(python) = require_aiosmtpd() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let smtp = Smtp::start(&python, port, tmp.path());
+    let config = smtp_config(port).replace("[email]\n", "[email]\nverify_on_register = false\n");
+    let app = TestApp::spawn_with(&config).await;
+    let t = app.register("forgot@example.com").await;
+    let known = forgot(&app, "forgot@example.com").await;
+    let unknown = forgot(&app, "nobody-here@example.com").await;
+    assert_eq!(known.status, 202);
+    assert_eq!(
+        (unknown.status, &unknown.body),
+        (known.status, &known.body),
+        "the same answer for an unknown address"
+    );
+    assert_eq!(
+        known.json(),
+        json!({"message_code": "password_reset_email_sent"})
+    );
+    let got = smtp.wait_for(1).await;
+    let mails = with_subject(&got, "reset your password");
+    assert_eq!(mails.len(), 1, "nothing for the unknown address: {got:?}");
+    assert!(mails[0].contains("To: forgot@example.com"));
+    let token = token_in(mails[0], "/reset-password");
+    let r = reset(&app, json!({"token": token, "password": "short"})).await;
+    assert_eq!(r.status, 422, "the policy applies");
+    let r = reset(&app, json!({"token": token, "password": RESET_TO})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.json(), json!({"message_code": "password_reset"}));
+    assert_eq!(
+        app.refresh(&t.refresh_token).await.status,
+        401,
+        "every session ended"
+    );
+    assert_eq!(
+        app.login("forgot@example.com", crate::helpers::PASSWORD)
+            .await
+            .status,
+        401
+    );
+    let fresh = app.login("forgot@example.com", RESET_TO).await;
+    assert_eq!(fresh.status, 200);
+    let me = app.me(&tokens_of(fresh)).await.json();
+    assert!(
+        me["email_verified_at"].is_string(),
+        "the mailbox was proven"
+    );
+    let r = reset(
+        &app,
+        json!({"token": token, "password": "yet another passphrase 7"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_token".to_string()),
+        "single use"
+    );
+    // A later link expires after email.reset_ttl (30 minutes).
+    forgot(&app, "forgot@example.com").await;
+    let got = smtp.wait_for(3).await;
+    let later = with_subject(&got, "reset your password")
+        .iter()
+        .map(|m| token_in(m, "/reset-password"))
+        .find(|tok| *tok != token)
+        .expect("a second link");
+    app.clock.advance(31 * 60);
+    let r = reset(
+        &app,
+        json!({"token": later, "password": "yet another passphrase 7"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_token".to_string()),
+        "expired"
+    );
+}
+
+#[tokio::test]
+async fn a_reset_needs_the_second_factor_too() {
+    let Some(python) = require_aiosmtpd() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let smtp = Smtp::start(&python, port, tmp.path());
+    let app = TestApp::spawn_with(&smtp_config(port)).await;
+    let (_, secret, _) = crate::two_factor::enabled_user(&app, "reset2fa@example.com").await;
+    forgot(&app, "reset2fa@example.com").await;
+    let token = loop {
+        let got = smtp.wait_for(1).await;
+        if let Some(m) = with_subject(&got, "reset your password").first() {
+            break token_in(m, "/reset-password");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let r = reset(&app, json!({"token": token, "password": RESET_TO})).await;
+    assert_eq!((r.status, r.code()), (401, "totp_required".to_string()));
+    let r = reset(
+        &app,
+        json!({"token": token, "password": RESET_TO, "totp_code": "000000"}),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (401, "invalid_totp_code".to_string()));
+    use crate::helpers::ClockExt;
+    let code = crate::helpers::totp_at(&secret, app.clock.now_for_tests());
+    let r = reset(
+        &app,
+        json!({"token": token, "password": RESET_TO, "totp_code": code}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "the token stayed usable: {:?}", r.body);
+    assert_eq!(
+        app.login("reset2fa@example.com", RESET_TO).await.code(),
+        "totp_required"
+    );
+}

@@ -7,8 +7,8 @@ use crate::domain::models::{Principal, SessionCaller};
 use crate::domain::types::{Company, DisplayName, Email};
 use crate::error::{Error, FieldError};
 use crate::http::dto::{
-    self, DeleteAccountRequest, LoginRequest, MeResponse, MessageResponse, PasswordChangeRequest,
-    RefreshRequest, RegisterRequest, TokenRequest,
+    self, DeleteAccountRequest, ForgotPasswordRequest, LoginRequest, MeResponse, MessageResponse,
+    PasswordChangeRequest, RefreshRequest, RegisterRequest, ResetPasswordRequest, TokenRequest,
 };
 use crate::http::response::{json, Body};
 use crate::http::Ctx;
@@ -183,6 +183,46 @@ pub async fn verify_email(
         StatusCode::OK,
         &MessageResponse {
             message_code: "email_verified",
+        },
+    ))
+}
+
+/// `POST /v1/auth/password/forgot` → always 202 `{message_code: "password_reset_email_sent"}`.
+pub async fn forgot_password(
+    state: &std::sync::Arc<AppState>,
+    req: Request<Incoming>,
+    ctx: Ctx<()>,
+) -> Result<Response<Body>, Error> {
+    let dto: ForgotPasswordRequest = ctx.json(req).await?;
+    let address = dto.email.ok_or(Error::field("email", "required"))?;
+    email::forgot_password(state, &address, ctx.client.ip).await?;
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &MessageResponse {
+            message_code: "password_reset_email_sent",
+        },
+    ))
+}
+
+/// `POST /v1/auth/password/reset` → 200 `{message_code: "password_reset"}`.
+pub async fn reset_password(
+    state: &AppState,
+    req: Request<Incoming>,
+    ctx: Ctx<()>,
+) -> Result<Response<Body>, Error> {
+    let dto: ResetPasswordRequest = ctx.json(req).await?;
+    let (token, password) = match (dto.token, dto.password) {
+        (Some(t), Some(p)) => (t, p),
+        (t, _) => {
+            let field = if t.is_none() { "token" } else { "password" };
+            return Err(Error::field(field, "required"));
+        }
+    };
+    email::reset_password(state, token, password, dto.totp_code, ctx.client.ip).await?;
+    Ok(json(
+        StatusCode::OK,
+        &MessageResponse {
+            message_code: "password_reset",
         },
     ))
 }
