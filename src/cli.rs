@@ -105,6 +105,11 @@ pub enum UserAction {
         /// Its email.
         email: String,
     },
+    /// Print a one-time password-reset link for the account (for servers without mail).
+    ResetPassword {
+        /// Its email.
+        email: String,
+    },
     /// Delete the account with its sessions, API keys and two-factor state.
     Delete {
         /// Its email.

@@ -65,6 +65,7 @@ fn user_command(action: UserAction) -> AdminCommand {
         UserAction::Reset2fa { email } => AdminCommand::UserReset2fa { email },
         UserAction::VerifyEmail { email } => AdminCommand::UserVerifyEmail { email },
         UserAction::Delete { email } => AdminCommand::UserDelete { email },
+        UserAction::ResetPassword { email } => AdminCommand::UserResetPassword { email },
     }
 }
 

@@ -48,6 +48,11 @@ pub enum AdminCommand {
         /// The account's email.
         email: String,
     },
+    /// A one-time password-reset link for an account, printed rather than mailed.
+    UserResetPassword {
+        /// The account's email.
+        email: String,
+    },
     /// Delete an account with its sessions, API keys and two-factor state.
     UserDelete {
         /// The account's email.
@@ -111,6 +116,7 @@ pub async fn execute(state: &AppState, cmd: AdminCommand) -> Result<Value, Strin
             change_account(state, &email, verified).await
         }
         AdminCommand::UserDelete { email } => delete_user(state, &email).await,
+        AdminCommand::UserResetPassword { email } => reset_link(state, &email).await,
         AdminCommand::KeysList => keys_json(state).await,
         AdminCommand::KeysRotate => rotate_keys(state).await,
         AdminCommand::Backup { path } => backup(state, path).await,
@@ -138,6 +144,15 @@ async fn change_account(
         .map_err(|e| e.to_string())?;
     tracing::info!(user_id = %after.id, change = ?change, "account changed by an operator");
     Ok(user_json(&after))
+}
+
+async fn reset_link(state: &AppState, email: &str) -> Result<Value, String> {
+    let user = find(state, email).await?;
+    let link = crate::service::email::reset_link(state, &user)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(user_id = %user.id, "reset link made by an operator");
+    Ok(json!({"email": user.email, "reset_link": link}))
 }
 
 async fn delete_user(state: &AppState, email: &str) -> Result<Value, String> {

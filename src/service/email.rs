@@ -60,7 +60,7 @@ pub async fn send_verification(state: &AppState, user: &User) -> Result<(), Erro
         email: user.email.clone(),
         hash: random::sha256(token.as_bytes()),
         expires_at: now + secs(state.config.email.verification_ttl),
-        mail,
+        mail: Some(mail),
     };
     state.store.issue_mail_token(issued, now).await?;
     state.mailer.wake();
@@ -143,7 +143,7 @@ async fn send_reset(state: &AppState, email_key: String) -> Result<(), Error> {
         email: account.email.clone(),
         hash: random::sha256(token.as_bytes()),
         expires_at: now + secs(ttl),
-        mail,
+        mail: Some(mail),
     };
     state.store.issue_mail_token(issued, now).await?;
     state.mailer.wake();
@@ -203,4 +203,27 @@ pub async fn reset_password(
         MailTokenReset::TotpRequired => Err(Error::TotpRequired),
         MailTokenReset::SecondFactorSpent => Err(Error::InvalidTotpCode),
     }
+}
+
+/// An operator's reset link for `account`, handed over by hand (servers without mail): the same
+/// single-use token a mailed link carries, voiding any earlier one.
+pub async fn reset_link(
+    state: &AppState,
+    account: &crate::domain::account::Account,
+) -> Result<String, Error> {
+    let token = random::token();
+    let now = state.now();
+    let issued = NewMailToken {
+        kind: TokenKind::Reset,
+        user_id: account.id.clone(),
+        email: account.email.clone(),
+        hash: random::sha256(token.as_bytes()),
+        expires_at: now + secs(state.config.email.reset_ttl),
+        mail: None,
+    };
+    state.store.issue_mail_token(issued, now).await?;
+    Ok(format!(
+        "{}/reset-password?token={token}",
+        state.config.public_url
+    ))
 }

@@ -29,8 +29,9 @@ pub struct NewMailToken {
     pub hash: [u8; 32],
     /// End of its life.
     pub expires_at: UnixTime,
-    /// The message with the link.
-    pub mail: OutgoingMail,
+    /// The message with the link; none when the link is handed over some other way (an
+    /// operator's `user reset-password`).
+    pub mail: Option<OutgoingMail>,
 }
 
 /// What using a verification token did.
@@ -84,7 +85,9 @@ impl Store {
             drop(tokens);
             tx.open_table(LATEST_MAIL_TOKEN)?
                 .insert(key.as_str(), t.hash.as_slice())?;
-            queue_mail(tx, &t.mail, now)?;
+            if let Some(mail) = &t.mail {
+                queue_mail(tx, mail, now)?;
+            }
             Ok(())
         })
         .await

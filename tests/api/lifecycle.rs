@@ -196,3 +196,32 @@ async fn an_unverified_email_cannot_log_in_when_verification_is_required() {
         200
     );
 }
+
+#[tokio::test]
+async fn an_operator_hands_out_a_reset_link_on_a_server_without_mail() {
+    let app = TestApp::spawn_with("[email]\ntransport = \"none\"").await;
+    let t = app.register("nomailreset@example.com").await;
+    let answer = crate::helpers::admin(
+        &app,
+        json!({"cmd": "user_reset_password", "email": "nomailreset@example.com"}),
+    )
+    .await;
+    assert_eq!(answer["ok"], true, "{answer}");
+    let link = answer["result"]["reset_link"].as_str().expect("link");
+    let token = link.split("token=").nth(1).expect("token");
+    assert!(link.contains("/reset-password?token="), "{link}");
+    let r = app
+        .post(
+            "/v1/auth/password/reset",
+            json!({"token": token, "password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(app.me(&t.token).await.status, 401, "sessions ended");
+    assert_eq!(
+        app.login("nomailreset@example.com", NEW_PASSWORD)
+            .await
+            .status,
+        200
+    );
+}
