@@ -127,6 +127,7 @@ impl App {
             clock,
             refresh: Default::default(),
             draining: Default::default(),
+            stopping: Default::default(),
             key_usage: Default::default(),
             rate_limiter: limits,
             metrics: Default::default(),
@@ -197,16 +198,23 @@ impl App {
         // Every connection task gone (those past the grace aborted), so none still holds the
         // state, and through it the database file, once `serve` returns.
         connections.shutdown().await;
-        // Stopped between two messages or mid-send: an unsent message stays queued, and one
-        // the relay took before the abort goes again after the restart (at least once). Each
-        // task is awaited after its abort, so none still holds the state (and through it the
-        // database file) once `serve` returns.
-        let mut tasks = vec![flusher, admin];
+        // The flusher and the mail worker stop between two pieces of work when told; one still
+        // busy after the grace (a relay that does not answer) is cut off: an unsent message
+        // stays queued, and one the relay took just before goes again (at least once). Each is
+        // awaited, so none still holds the state, and through it the database file, once
+        // `serve` returns.
+        self.state.stopping.notify_waiters();
+        let grace = self.state.config.limits.shutdown_grace;
+        let mut tasks = vec![flusher];
         tasks.extend(mailer);
-        for task in tasks {
-            task.abort();
-            let _ = task.await;
+        for mut task in tasks {
+            if tokio::time::timeout(grace, &mut task).await.is_err() {
+                task.abort();
+                let _ = task.await;
+            }
         }
+        admin.abort();
+        let _ = admin.await;
         let _ = std::fs::remove_file(&admin_path);
         if let Err(e) = self.state.key_usage.flush(&self.state.store).await {
             tracing::error!(error = %e, "could not record API key usage at shutdown");
@@ -309,7 +317,17 @@ async fn flush_key_usage_periodically(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(state.config.api_keys.last_used_flush);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        // Listening before looking, so a stop announced in between is not missed.
+        let stopping = state.stopping.notified();
+        tokio::pin!(stopping);
+        stopping.as_mut().enable();
+        if state.draining.load(Ordering::Relaxed) {
+            return;
+        }
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut stopping => return,
+        }
         if let Err(e) = state.key_usage.flush(&state.store).await {
             tracing::error!(error = %e, "could not record API key usage");
         }

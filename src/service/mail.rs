@@ -246,10 +246,18 @@ pub async fn queue(state: &AppState, mail: OutgoingMail) -> Result<String, Error
 /// The delivery worker: until aborted, send what is due whenever woken, and every `POLL`.
 pub async fn deliver_forever(state: Arc<AppState>) {
     loop {
+        // Listening before looking, so a stop announced in between is not missed.
+        let stopping = state.stopping.notified();
+        tokio::pin!(stopping);
+        stopping.as_mut().enable();
+        if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         deliver_due(&state).await;
         tokio::select! {
             () = state.mailer.wake.notified() => {}
             () = tokio::time::sleep(POLL) => {}
+            () = &mut stopping => return,
         }
     }
 }

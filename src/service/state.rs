@@ -27,6 +27,9 @@ pub struct AppState {
     pub refresh: crate::service::tokens::RefreshLocks,
     /// Set once shutdown starts, so `/readyz` tells load balancers to stop sending.
     pub draining: AtomicBool,
+    /// Wakes the background tasks when shutdown starts, so they stop between two pieces of
+    /// work instead of being cut off in one (a cut-off store read would keep the file open).
+    pub stopping: tokio::sync::Notify,
     /// When each API key was last used since the last flush; key use never writes.
     pub key_usage: crate::service::key_usage::KeyUsage,
     /// Prometheus metrics.
