@@ -323,6 +323,16 @@ pub struct TokenRequest {
     pub token: Option<Secret>,
 }
 
+/// `POST /v1/auth/email/change`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailChangeRequest {
+    /// The address to move to.
+    pub new_email: Option<String>,
+    /// The account password.
+    pub password: Option<Password>,
+}
+
 /// `POST /v1/auth/password/forgot`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -211,6 +211,9 @@ async fn public(
         PublicRoute::VerifyEmail => handlers::accounts::verify_email(state, req, ctx).await,
         PublicRoute::ForgotPassword => handlers::accounts::forgot_password(state, req, ctx).await,
         PublicRoute::ResetPassword => handlers::accounts::reset_password(state, req, ctx).await,
+        PublicRoute::ConfirmEmailChange => {
+            handlers::accounts::confirm_email_change(state, req, ctx).await
+        }
         PublicRoute::Jwks => Ok(handlers::health::jwks(state)),
         PublicRoute::Healthz => Ok(handlers::health::healthz()),
         PublicRoute::Readyz => handlers::health::readyz(state).await,
@@ -252,6 +255,9 @@ async fn session(
         SessionRoute::TotpDisable => handlers::two_factor::disable(state, req, ctx).await,
         SessionRoute::ChangePassword => handlers::accounts::change_password(state, req, ctx).await,
         SessionRoute::DeleteAccount => handlers::accounts::delete_account(state, req, ctx).await,
+        SessionRoute::RequestEmailChange => {
+            handlers::accounts::request_email_change(state, req, ctx).await
+        }
         SessionRoute::RequestVerification => {
             handlers::accounts::request_verification(state, ctx).await
         }

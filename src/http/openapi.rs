@@ -112,6 +112,27 @@ pub fn document(issuer: &str) -> Value {
         ]))}),
     );
     paths.insert(
+        "/v1/auth/email/change".into(),
+        json!({"post": op("Ask to move the account to another address; a link goes there", Some(&bearer), Some(body(r("EmailChangeRequest"), true)), responses(vec![
+            ("202", ok("Link sent to the new address", message("email_change_requested"))),
+            ("401", unauthorized.clone()),
+            ("403", forbidden.clone()),
+            ("409", err("email_taken")),
+            ("422", err("invalid_password, or an invalid new_email (validation_failed)")),
+            ("429", err("Too many wrong passwords (rate_limited)")),
+            ("503", err("email_not_configured")),
+        ]))}),
+    );
+    paths.insert(
+        "/v1/auth/email/change/confirm".into(),
+        json!({"post": op("Confirm the email change with the mailed token", None, Some(body(r("TokenRequest"), true)), responses(vec![
+            ("200", ok("Changed", message("email_changed"))),
+            ("400", err("invalid_token: wrong, used or expired")),
+            ("409", err("email_taken: another account took the address meanwhile")),
+            ("422", err("Missing token (validation_failed)")),
+        ]))}),
+    );
+    paths.insert(
         "/v1/auth/password/forgot".into(),
         json!({"post": op("Mail a password-reset link; the same answer whether or not the account exists", None, Some(body(r("ForgotPasswordRequest"), true)), responses(vec![
             ("202", ok("Accepted", message("password_reset_email_sent"))),
@@ -272,6 +293,10 @@ pub fn document(issuer: &str) -> Value {
         json!({"password": s("string"), "totp_code": s("string")}),
     );
     schemas["TokenRequest"] = object(&["token"], json!({"token": s("string")}));
+    schemas["EmailChangeRequest"] = object(
+        &["new_email", "password"],
+        json!({"new_email": s("string"), "password": s("string")}),
+    );
     schemas["ForgotPasswordRequest"] = object(&["email"], json!({"email": s("string")}));
     schemas["ResetPasswordRequest"] = object(
         &["token", "password"],

@@ -11,6 +11,8 @@
 //! | POST   | /v1/auth/password/change    | ChangePassword | session |
 //! | POST   | /v1/auth/email/verification | RequestVerification | session |
 //! | POST   | /v1/auth/email/verify       | VerifyEmail    | public  |
+//! | POST   | /v1/auth/email/change       | RequestEmailChange | session |
+//! | POST   | /v1/auth/email/change/confirm | ConfirmEmailChange | public |
 //! | POST   | /v1/auth/password/forgot    | ForgotPassword | public  |
 //! | POST   | /v1/auth/password/reset     | ResetPassword  | public  |
 //! | GET    | /v1/auth/sessions           | ListSessions   | session |
@@ -74,6 +76,8 @@ pub enum PublicRoute {
     ForgotPassword,
     /// Set a new password with a mailed token.
     ResetPassword,
+    /// Confirm an email change with a mailed token.
+    ConfirmEmailChange,
 }
 
 /// Routes open to an access token or an API key.
@@ -112,6 +116,8 @@ pub enum SessionRoute {
     DeleteAccount,
     /// Mail a new verification link.
     RequestVerification,
+    /// Ask to move the account to another email address.
+    RequestEmailChange,
 }
 
 /// Who may call a route.
@@ -137,6 +143,8 @@ pub const TABLE: &[(&str, &str)] = &[
     ("POST", "/v1/auth/password/change"),
     ("POST", "/v1/auth/email/verification"),
     ("POST", "/v1/auth/email/verify"),
+    ("POST", "/v1/auth/email/change"),
+    ("POST", "/v1/auth/email/change/confirm"),
     ("POST", "/v1/auth/password/forgot"),
     ("POST", "/v1/auth/password/reset"),
     ("GET", "/v1/auth/sessions"),
@@ -186,6 +194,16 @@ impl Route {
                 "POST",
                 Method::POST,
                 Route::Public(PublicRoute::VerifyEmail),
+            ),
+            "/v1/auth/email/change" => (
+                "POST",
+                Method::POST,
+                Route::Session(SessionRoute::RequestEmailChange),
+            ),
+            "/v1/auth/email/change/confirm" => (
+                "POST",
+                Method::POST,
+                Route::Public(PublicRoute::ConfirmEmailChange),
             ),
             "/v1/auth/password/forgot" => (
                 "POST",
@@ -296,6 +314,7 @@ impl Route {
                 PublicRoute::VerifyEmail => "verify_email",
                 PublicRoute::ForgotPassword => "forgot_password",
                 PublicRoute::ResetPassword => "reset_password",
+                PublicRoute::ConfirmEmailChange => "confirm_email_change",
             },
             Route::Any(AnyRoute::Me) => "me",
             Route::Any(AnyRoute::Verify) => "verify",
@@ -312,6 +331,7 @@ impl Route {
                 SessionRoute::ChangePassword => "change_password",
                 SessionRoute::DeleteAccount => "delete_account",
                 SessionRoute::RequestVerification => "request_verification",
+                SessionRoute::RequestEmailChange => "request_email_change",
             },
         }
     }

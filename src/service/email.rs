@@ -14,7 +14,7 @@ use crate::domain::types::Email;
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::service::state::AppState;
-use crate::store::{MailTokenReset, MailTokenVerified, NewMailToken};
+use crate::store::{EmailChange, MailTokenReset, MailTokenVerified, NewMailToken};
 
 use super::notices::{self, Notice};
 use super::rate_limit::Bucket;
@@ -226,4 +226,86 @@ pub async fn reset_link(
         "{}/reset-password?token={token}",
         state.config.public_url
     ))
+}
+
+/// `POST /v1/auth/email/change`: the password again (a guess under the account lock), then a
+/// confirmation link to the new address and a notice to the old one. The change happens only
+/// when the link is used.
+pub async fn request_email_change(
+    state: &AppState,
+    who: &SessionCaller,
+    new_email: &str,
+    password: Password,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(), Error> {
+    if !state.mailer.enabled() {
+        return Err(Error::EmailNotConfigured);
+    }
+    let new_email = Email::parse(new_email).map_err(|e| {
+        Error::Validation(vec![crate::domain::types::FieldError {
+            field: "new_email",
+            code: e.code,
+        }])
+    })?;
+    if state.store.email_taken(new_email.key()).await? {
+        return Err(Error::EmailTaken);
+    }
+    let account = state
+        .store
+        .user_by_id(who.user.id.clone())
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let guess = guesses::begin(state, &account, ip)?;
+    let verified = state
+        .hasher
+        .verify(password, Some(account.password_hash.clone()))
+        .await?;
+    if !verified.ok {
+        guess.failed();
+        return Err(Error::InvalidPassword);
+    }
+    guess.succeeded();
+    let token = random::token();
+    let now = state.now();
+    let link = format!(
+        "{}/confirm-email-change?token={token}",
+        state.config.public_url
+    );
+    let issuer = &state.config.issuer;
+    let mail = OutgoingMail {
+        to: new_email.as_str().to_string(),
+        subject: format!("{issuer}: confirm your new email address"),
+        text: format!(
+            "Open this link to make this your account's email address:\n\n{link}\n\nIf you did not ask for it, ignore this mail.\n"
+        ),
+        html: format!(
+            "<!doctype html><p>Make this your account's email address:</p><p><a href=\"{link}\">Confirm</a></p><p>If you did not ask for it, ignore this mail.</p>"
+        ),
+    };
+    let issued = NewMailToken {
+        kind: TokenKind::Change,
+        user_id: account.id.clone(),
+        email: new_email.as_str().to_string(),
+        hash: random::sha256(token.as_bytes()),
+        expires_at: now + secs(state.config.email.change_ttl),
+        mail: Some(mail),
+    };
+    state.store.issue_mail_token(issued, now).await?;
+    state.mailer.wake();
+    notices::send(state, &account.email, Notice::EmailChangeRequested).await;
+    tracing::info!(user_id = %account.id, session_id = %who.session_id, "email change requested");
+    Ok(())
+}
+
+/// `POST /v1/auth/email/change/confirm`: 409 if the address was taken meanwhile.
+pub async fn confirm_email_change(state: &AppState, token: Secret) -> Result<(), Error> {
+    let hash = random::sha256(token.expose().as_bytes());
+    match state.store.change_email_with(hash, state.now()).await? {
+        EmailChange::Done(user_id, _, _) => {
+            tracing::info!(user_id = %user_id, "email changed");
+            Ok(())
+        }
+        EmailChange::Invalid => Err(Error::InvalidToken),
+        EmailChange::Taken => Err(Error::EmailTaken),
+    }
 }

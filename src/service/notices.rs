@@ -22,6 +22,8 @@ pub enum Notice {
     ApiKeyCreated(String),
     /// The account was deleted.
     AccountDeleted,
+    /// A change of the account's email to another address was asked for.
+    EmailChangeRequested,
 }
 
 impl Notice {
@@ -48,6 +50,11 @@ impl Notice {
             Notice::ApiKeyCreated(name) => (
                 "a new API key was created",
                 format!("An API key named \"{name}\" was created for your account."),
+            ),
+            Notice::EmailChangeRequested => (
+                "a change of your email address was asked for",
+                "Someone with access to your account asked to move it to another email address. It changes only once the new address confirms."
+                    .into(),
             ),
             Notice::AccountDeleted => (
                 "your account was deleted",

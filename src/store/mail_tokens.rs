@@ -12,7 +12,7 @@ use crate::secret::Secret;
 use super::outbox::queue_mail;
 use super::records::{decode, decode_user, encode, MailTokenRecord, RECORD_VERSION};
 use super::rows::{get_user, put_user};
-use super::schema::{LATEST_MAIL_TOKEN, MAIL_TOKENS, USERS};
+use super::schema::{LATEST_MAIL_TOKEN, MAIL_TOKENS, USERS, USERS_BY_EMAIL};
 use super::sessions::delete_sessions_where;
 use super::{Changed, Store, StoreError};
 
@@ -54,6 +54,17 @@ pub enum Reset {
     TotpRequired,
     /// The code was used by another request first (the token stays usable).
     SecondFactorSpent,
+}
+
+/// What using an email-change token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailChange {
+    /// The account's email is the new one now: (user id, old email, new email).
+    Done(String, String, String),
+    /// Wrong, used or expired.
+    Invalid,
+    /// Another account took the new address meanwhile (the token is used up).
+    Taken,
 }
 
 fn latest_key(user_id: &str, kind: TokenKind) -> String {
@@ -170,6 +181,38 @@ impl Store {
             put_user(tx, &user)?;
             delete_sessions_where(tx, &user.id, |_| true)?;
             Ok((Reset::Done(Box::new(user)), Changed::Yes))
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// Use an email-change token: the account's email becomes the address the token was sent
+    /// to, if no other account has taken it meanwhile, and counts as verified.
+    pub async fn change_email_with(
+        &self,
+        hash: [u8; 32],
+        now: UnixTime,
+    ) -> Result<EmailChange, StoreError> {
+        self.write_if_changed(move |tx| {
+            let Some(token) = take(tx, &hash, TokenKind::Change, now)? else {
+                return Ok((EmailChange::Invalid, Changed::No));
+            };
+            let mut user = get_user(tx, &token.user_id)?;
+            let new_key = token.email.to_ascii_lowercase();
+            let old_key = user.email.to_ascii_lowercase();
+            let mut index = tx.open_table(USERS_BY_EMAIL)?;
+            let owner = index.get(new_key.as_str())?.map(|v| v.value().to_string());
+            if owner.is_some_and(|id| id != user.id) {
+                return Ok((EmailChange::Taken, Changed::Yes));
+            }
+            index.remove(old_key.as_str())?;
+            index.insert(new_key.as_str(), user.id.as_str())?;
+            drop(index);
+            let old = std::mem::replace(&mut user.email, token.email.clone());
+            user.email_verified_at = Some(now);
+            put_user(tx, &user)?;
+            Ok((EmailChange::Done(user.id, old, token.email), Changed::Yes))
         })
         .await
     }

@@ -47,7 +47,9 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 
 pub use api_keys::KeyCreateOutcome;
 pub use keys::StoredKey;
-pub use mail_tokens::{NewMailToken, Reset as MailTokenReset, Verified as MailTokenVerified};
+pub use mail_tokens::{
+    EmailChange, NewMailToken, Reset as MailTokenReset, Verified as MailTokenVerified,
+};
 pub use maintenance::{check_backup, check_backup_file, hold_database};
 pub use sessions::{NewSession, Rotation};
 pub use two_factor::{DisableOutcome, EnableOutcome, SetupOutcome};

@@ -709,3 +709,94 @@ async fn a_reset_needs_the_second_factor_too() {
         "totp_required"
     );
 }
+
+#[tokio::test]
+async fn an_email_change_is_confirmed_from_the_new_address() {
+    let Some(python) = require_aiosmtpd() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let smtp = Smtp::start(&python, port, tmp.path());
+    let config = smtp_config(port).replace("[email]\n", "[email]\nverify_on_register = false\n");
+    let app = TestApp::spawn_with(&config).await;
+    let t = app.register("old@example.com").await;
+    app.register("taken@example.com").await;
+    let ask = |new_email: &'static str, password: &'static str| {
+        let token = t.token.clone();
+        let app = &app;
+        async move {
+            app.post_as(
+                "/v1/auth/email/change",
+                Some(&token),
+                json!({"new_email": new_email, "password": password}),
+            )
+            .await
+        }
+    };
+    let r = ask("taken@example.com", crate::helpers::PASSWORD).await;
+    assert_eq!((r.status, r.code()), (409, "email_taken".to_string()));
+    let r = ask("new@example.com", "not the password").await;
+    assert_eq!((r.status, r.code()), (422, "invalid_password".to_string()));
+    let r = ask("not an address", crate::helpers::PASSWORD).await;
+    assert_eq!(r.status, 422);
+    let r = ask("new@example.com", crate::helpers::PASSWORD).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.json(), json!({"message_code": "email_change_requested"}));
+    let got = smtp.wait_for(2).await;
+    let confirm = with_subject(&got, "confirm your new email address");
+    assert_eq!(confirm.len(), 1, "{got:?}");
+    assert!(confirm[0].contains("To: new@example.com"));
+    let notice = with_subject(&got, "a change of your email address was asked for");
+    assert_eq!(notice.len(), 1);
+    assert!(notice[0].contains("To: old@example.com"));
+    assert_eq!(
+        app.me(&t.token).await.json()["email"],
+        "old@example.com",
+        "nothing changes before the confirmation"
+    );
+    let token = token_in(confirm[0], "/confirm-email-change");
+    let r = app
+        .post("/v1/auth/email/change/confirm", json!({ "token": token }))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.json(), json!({"message_code": "email_changed"}));
+    let me = app.me(&t.token).await.json();
+    assert_eq!(me["email"], "new@example.com");
+    assert!(me["email_verified_at"].is_string());
+    assert_eq!(
+        app.login("new@example.com", crate::helpers::PASSWORD)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.login("old@example.com", crate::helpers::PASSWORD)
+            .await
+            .status,
+        401
+    );
+    let r = app
+        .post("/v1/auth/email/change/confirm", json!({ "token": token }))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_token".to_string()),
+        "single use"
+    );
+    // The race: the address is taken between the request and the confirmation.
+    let r = ask("race@example.com", crate::helpers::PASSWORD).await;
+    assert_eq!(r.status, 202);
+    let got = smtp.wait_for(4).await;
+    let token = with_subject(&got, "confirm your new email address")
+        .iter()
+        .find(|m| m.contains("To: race@example.com"))
+        .map(|m| token_in(m, "/confirm-email-change"))
+        .expect("the second confirmation");
+    app.register("race@example.com").await;
+    let r = app
+        .post("/v1/auth/email/change/confirm", json!({ "token": token }))
+        .await;
+    assert_eq!((r.status, r.code()), (409, "email_taken".to_string()));
+    assert_eq!(app.me(&t.token).await.json()["email"], "new@example.com");
+}

@@ -7,8 +7,9 @@ use crate::domain::models::{Principal, SessionCaller};
 use crate::domain::types::{Company, DisplayName, Email};
 use crate::error::{Error, FieldError};
 use crate::http::dto::{
-    self, DeleteAccountRequest, ForgotPasswordRequest, LoginRequest, MeResponse, MessageResponse,
-    PasswordChangeRequest, RefreshRequest, RegisterRequest, ResetPasswordRequest, TokenRequest,
+    self, DeleteAccountRequest, EmailChangeRequest, ForgotPasswordRequest, LoginRequest,
+    MeResponse, MessageResponse, PasswordChangeRequest, RefreshRequest, RegisterRequest,
+    ResetPasswordRequest, TokenRequest,
 };
 use crate::http::response::{json, Body};
 use crate::http::Ctx;
@@ -223,6 +224,46 @@ pub async fn reset_password(
         StatusCode::OK,
         &MessageResponse {
             message_code: "password_reset",
+        },
+    ))
+}
+
+/// `POST /v1/auth/email/change` → 202 `{message_code: "email_change_requested"}`.
+pub async fn request_email_change(
+    state: &AppState,
+    req: Request<Incoming>,
+    ctx: Ctx<SessionCaller>,
+) -> Result<Response<Body>, Error> {
+    let dto: EmailChangeRequest = ctx.json(req).await?;
+    let (new_email, password) = match (dto.new_email, dto.password) {
+        (Some(e), Some(p)) => (e, p),
+        (e, _) => {
+            let field = if e.is_none() { "new_email" } else { "password" };
+            return Err(Error::field(field, "required"));
+        }
+    };
+    email::request_email_change(state, &ctx.caller, &new_email, password, ctx.client.ip).await?;
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &MessageResponse {
+            message_code: "email_change_requested",
+        },
+    ))
+}
+
+/// `POST /v1/auth/email/change/confirm` → 200 `{message_code: "email_changed"}`.
+pub async fn confirm_email_change(
+    state: &AppState,
+    req: Request<Incoming>,
+    ctx: Ctx<()>,
+) -> Result<Response<Body>, Error> {
+    let dto: TokenRequest = ctx.json(req).await?;
+    let token = dto.token.ok_or(Error::field("token", "required"))?;
+    email::confirm_email_change(state, token).await?;
+    Ok(json(
+        StatusCode::OK,
+        &MessageResponse {
+            message_code: "email_changed",
         },
     ))
 }
