@@ -40,7 +40,6 @@ pub async fn send_verification(state: &AppState, user: &User) -> Result<(), Erro
         return Ok(());
     }
     let token = random::token();
-    let now = state.now();
     let link = format!("{}/verify-email?token={token}", state.config.public_url);
     let issuer = &state.config.issuer;
     let mail = OutgoingMail {
@@ -54,16 +53,15 @@ pub async fn send_verification(state: &AppState, user: &User) -> Result<(), Erro
             "<!doctype html><p>Verify your email address:</p><p><a href=\"{link}\">Verify</a></p><p>If you did not sign up, ignore this mail.</p>"
         ),
     };
-    let issued = NewMailToken {
-        kind: TokenKind::Verify,
-        user_id: user.id.clone(),
-        email: user.email.clone(),
-        hash: random::sha256(token.as_bytes()),
-        expires_at: now + secs(state.config.email.verification_ttl),
-        mail: Some(mail),
-    };
-    state.store.issue_mail_token(issued, now).await?;
-    state.mailer.wake();
+    issue(
+        state,
+        TokenKind::Verify,
+        &user.id,
+        &user.email,
+        &token,
+        Some(mail),
+    )
+    .await?;
     tracing::info!(user_id = %user.id, "verification mail queued");
     Ok(())
 }
@@ -137,16 +135,15 @@ async fn send_reset(state: &AppState, email_key: String) -> Result<(), Error> {
             "<!doctype html><p>Someone asked to reset the password of your account.</p><p><a href=\"{link}\">Choose a new password</a></p><p>If it was not you, ignore this mail: your password stays as it is.</p>"
         ),
     };
-    let issued = NewMailToken {
-        kind: TokenKind::Reset,
-        user_id: account.id.clone(),
-        email: account.email.clone(),
-        hash: random::sha256(token.as_bytes()),
-        expires_at: now + secs(ttl),
-        mail: Some(mail),
-    };
-    state.store.issue_mail_token(issued, now).await?;
-    state.mailer.wake();
+    issue(
+        state,
+        TokenKind::Reset,
+        &account.id,
+        &account.email,
+        &token,
+        Some(mail),
+    )
+    .await?;
     tracing::info!(user_id = %account.id, "password-reset mail queued");
     Ok(())
 }
@@ -212,16 +209,15 @@ pub async fn reset_link(
     account: &crate::domain::account::Account,
 ) -> Result<String, Error> {
     let token = random::token();
-    let now = state.now();
-    let issued = NewMailToken {
-        kind: TokenKind::Reset,
-        user_id: account.id.clone(),
-        email: account.email.clone(),
-        hash: random::sha256(token.as_bytes()),
-        expires_at: now + secs(state.config.email.reset_ttl),
-        mail: None,
-    };
-    state.store.issue_mail_token(issued, now).await?;
+    issue(
+        state,
+        TokenKind::Reset,
+        &account.id,
+        &account.email,
+        &token,
+        None,
+    )
+    .await?;
     Ok(format!(
         "{}/reset-password?token={token}",
         state.config.public_url
@@ -250,23 +246,8 @@ pub async fn request_email_change(
     if state.store.email_taken(new_email.key()).await? {
         return Err(Error::EmailTaken);
     }
-    let account = state
-        .store
-        .user_by_id(who.user.id.clone())
-        .await?
-        .ok_or(Error::Unauthorized)?;
-    let guess = guesses::begin(state, &account, ip)?;
-    let verified = state
-        .hasher
-        .verify(password, Some(account.password_hash.clone()))
-        .await?;
-    if !verified.ok {
-        guess.failed();
-        return Err(Error::InvalidPassword);
-    }
-    guess.succeeded();
+    let account = guesses::confirm_password(state, &who.user.id, password, ip).await?;
     let token = random::token();
-    let now = state.now();
     let link = format!(
         "{}/confirm-email-change?token={token}",
         state.config.public_url
@@ -282,16 +263,15 @@ pub async fn request_email_change(
             "<!doctype html><p>Make this your account's email address:</p><p><a href=\"{link}\">Confirm</a></p><p>If you did not ask for it, ignore this mail.</p>"
         ),
     };
-    let issued = NewMailToken {
-        kind: TokenKind::Change,
-        user_id: account.id.clone(),
-        email: new_email.as_str().to_string(),
-        hash: random::sha256(token.as_bytes()),
-        expires_at: now + secs(state.config.email.change_ttl),
-        mail: Some(mail),
-    };
-    state.store.issue_mail_token(issued, now).await?;
-    state.mailer.wake();
+    issue(
+        state,
+        TokenKind::Change,
+        &account.id,
+        new_email.as_str(),
+        &token,
+        Some(mail),
+    )
+    .await?;
     notices::send(state, &account.email, Notice::EmailChangeRequested).await;
     tracing::info!(user_id = %account.id, session_id = %who.session_id, "email change requested");
     Ok(())
@@ -308,4 +288,41 @@ pub async fn confirm_email_change(state: &AppState, token: Secret) -> Result<(),
         EmailChange::Invalid => Err(Error::InvalidToken),
         EmailChange::Taken => Err(Error::EmailTaken),
     }
+}
+
+/// How long a token of `kind` lives.
+fn ttl(state: &AppState, kind: TokenKind) -> std::time::Duration {
+    let email = &state.config.email;
+    match kind {
+        TokenKind::Verify => email.verification_ttl,
+        TokenKind::Reset => email.reset_ttl,
+        TokenKind::Change => email.change_ttl,
+    }
+}
+
+/// Store `token` (as its hash) as `user_id`'s newest of `kind`, voiding the previous one, with
+/// the mail that carries it in the same transaction, and wake the delivery worker.
+async fn issue(
+    state: &AppState,
+    kind: TokenKind,
+    user_id: &str,
+    email: &str,
+    token: &str,
+    mail: Option<OutgoingMail>,
+) -> Result<(), Error> {
+    let now = state.now();
+    let issued = NewMailToken {
+        kind,
+        user_id: user_id.to_string(),
+        email: email.to_string(),
+        hash: random::sha256(token.as_bytes()),
+        expires_at: now + secs(ttl(state, kind)),
+        mail,
+    };
+    let mailed = issued.mail.is_some();
+    state.store.issue_mail_token(issued, now).await?;
+    if mailed {
+        state.mailer.wake();
+    }
+    Ok(())
 }

@@ -100,3 +100,30 @@ impl Guess<'_> {
         outcome
     }
 }
+
+/// The account `user_id`, once `password` proved to be its own: a guess under the account lock
+/// and the client's limits like any other; a wrong one is `invalid_password`.
+pub async fn confirm_password(
+    state: &AppState,
+    user_id: &str,
+    password: crate::domain::password::Password,
+    ip: Option<IpAddr>,
+) -> Result<Account, Error> {
+    let account = state
+        .store
+        .user_by_id(user_id.to_string())
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let guess = begin(state, &account, ip)?;
+    let verified = state
+        .hasher
+        .verify(password, Some(account.password_hash.clone()))
+        .await?;
+    if !verified.ok {
+        guess.failed();
+        tracing::info!(user_id = %account.id, client = ip.map(tracing::field::display), "wrong password confirming a change");
+        return Err(Error::InvalidPassword);
+    }
+    guess.succeeded();
+    Ok(account)
+}

@@ -31,22 +31,7 @@ pub async fn change_password(
                 code: e.code,
             }])
         })?;
-    let account = state
-        .store
-        .user_by_id(who.user.id.clone())
-        .await?
-        .ok_or(Error::Unauthorized)?;
-    let guess = guesses::begin(state, &account, ip)?;
-    let verified = state
-        .hasher
-        .verify(current, Some(account.password_hash.clone()))
-        .await?;
-    if !verified.ok {
-        guess.failed();
-        tracing::info!(user_id = %account.id, session_id = %who.session_id, client = ip.map(tracing::field::display), "password change: wrong password");
-        return Err(Error::InvalidPassword);
-    }
-    guess.succeeded();
+    let account = guesses::confirm_password(state, &who.user.id, current, ip).await?;
     let hash = state.hasher.hash(new).await?;
     state
         .store
