@@ -26,6 +26,14 @@ struct FieldErrorBody {
     message_code: &'static str,
 }
 
+/// `{"message_code": code}`: the answer of every use case that has nothing else to say.
+pub fn message(status: StatusCode, code: &'static str) -> Response<Body> {
+    json(
+        status,
+        &crate::http::dto::MessageResponse { message_code: code },
+    )
+}
+
 /// A JSON response.
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
     // Serialising our own response types cannot fail; an empty object is still valid JSON.

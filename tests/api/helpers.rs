@@ -382,3 +382,16 @@ pub async fn admin(app: &TestApp, command: serde_json::Value) -> serde_json::Val
         .expect("answer");
     serde_json::from_str(&line).expect("json answer")
 }
+
+/// A new API key of the user behind `token`, with `scopes`.
+pub async fn create_key(app: &TestApp, token: &str, scopes: &[&str]) -> String {
+    let r = app
+        .post_as(
+            "/v1/auth/api-keys",
+            Some(token),
+            json!({"name": "k", "scopes": scopes}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "create key: {:?}", r.body);
+    r.json()["api_key"].as_str().expect("key").to_string()
+}

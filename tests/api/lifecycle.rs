@@ -69,17 +69,7 @@ async fn a_wrong_current_password_is_a_guess_under_the_account_lock() {
 async fn api_keys_cannot_change_the_password_or_delete_the_account() {
     let app = TestApp::spawn().await;
     let t = app.register("keyonly@example.com").await;
-    let key = app
-        .post_as(
-            "/v1/auth/api-keys",
-            Some(&t.token),
-            json!({"name": "k", "scopes": ["databases:read"]}),
-        )
-        .await
-        .json()["api_key"]
-        .as_str()
-        .expect("key")
-        .to_string();
+    let key = crate::helpers::create_key(&app, &t.token, &["databases:read"]).await;
     let r = change(&app, &key, PASSWORD, NEW_PASSWORD).await;
     assert_eq!((r.status, r.code()), (403, "session_required".to_string()));
     let r = delete_me(&app, &key, json!({"password": PASSWORD})).await;
@@ -91,17 +81,7 @@ async fn deleting_the_account_removes_everything_and_frees_the_email() {
     let app = TestApp::spawn().await;
     let t = app.register("gone@example.com").await;
     let other = tokens(&app.login("gone@example.com", PASSWORD).await);
-    let key = app
-        .post_as(
-            "/v1/auth/api-keys",
-            Some(&t.token),
-            json!({"name": "k", "scopes": ["databases:read"]}),
-        )
-        .await
-        .json()["api_key"]
-        .as_str()
-        .expect("key")
-        .to_string();
+    let key = crate::helpers::create_key(&app, &t.token, &["databases:read"]).await;
     assert_eq!(app.get("/v1/auth/verify", Some(&key)).await.status, 200);
     let r = delete_me(&app, &t.token, json!({"password": "not the password"})).await;
     assert_eq!((r.status, r.code()), (422, "invalid_password".to_string()));

@@ -77,17 +77,7 @@ async fn junk_bearer_credentials_lock_no_one_out() {
     // The packaged set-up: behind a proxy every client has the proxy's address.
     let app = TestApp::spawn_with("[rate_limits]\nenabled = true").await;
     let t = app.register("f@example.com").await;
-    let key = app
-        .post_as(
-            "/v1/auth/api-keys",
-            Some(&t.token),
-            json!({"name": "k", "scopes": ["databases:read"]}),
-        )
-        .await
-        .json()["api_key"]
-        .as_str()
-        .expect("key")
-        .to_string();
+    let key = crate::helpers::create_key(&app, &t.token, &["databases:read"]).await;
     for i in 0..50 {
         assert_eq!(app.me(&format!("junk-token-{i}")).await.status, 401);
         let junk_key = format!("ch_live_{i:0>38}");

@@ -207,6 +207,16 @@ fn unquote(qp: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A relay on a free port with its maildir in a temp dir (kept alive by the caller), or `None`
+/// where aiosmtpd is missing (locally only).
+fn relay() -> Option<(Smtp, u16, tempfile::TempDir)> {
+    let python = require_aiosmtpd()?;
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let smtp = Smtp::start(&python, port, dir.path());
+    Some((smtp, port, dir))
+}
+
 fn smtp_config(port: u16) -> String {
     format!(
         "[email]\ntransport = \"smtp\"\nsmtp_url = \"smtp://127.0.0.1:{port}\"\nfrom = \"Cloudheed <auth@example.test>\"\n"
@@ -225,13 +235,10 @@ async fn metric(app: &TestApp, name: &str) -> f64 {
 
 #[tokio::test]
 async fn a_queued_message_arrives_with_from_to_subject_and_both_parts() {
-    let Some(python) = require_aiosmtpd() else {
+    let Some((smtp, port, _dir)) = relay() else {
         return;
     };
     let logs = Logs::capture();
-    let tmp = tempfile::tempdir().expect("tmp");
-    let port = free_port();
-    let smtp = Smtp::start(&python, port, tmp.path());
     let app = TestApp::spawn_with(&smtp_config(port)).await;
     queue(&app.state(), mail("ann@example.com"))
         .await
@@ -375,12 +382,9 @@ async fn the_file_transport_writes_one_private_file_per_message() {
 
 #[tokio::test]
 async fn security_notices_reach_the_owner_without_a_link() {
-    let Some(python) = require_aiosmtpd() else {
+    let Some((smtp, port, _dir)) = relay() else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tmp");
-    let port = free_port();
-    let smtp = Smtp::start(&python, port, tmp.path());
     let app = TestApp::spawn_with(&smtp_config(port)).await;
     let t = app.register("notice@example.com").await;
     let r = app
@@ -459,12 +463,9 @@ async fn verify(app: &TestApp, token: &str) -> crate::helpers::TestResponse {
 
 #[tokio::test]
 async fn register_mails_a_link_that_verifies_the_email_once() {
-    let Some(python) = require_aiosmtpd() else {
+    let Some((smtp, port, _dir)) = relay() else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tmp");
-    let port = free_port();
-    let smtp = Smtp::start(&python, port, tmp.path());
     let app = TestApp::spawn_with(&smtp_config(port)).await;
     let t = app.register("verify@example.com").await;
     assert!(app.me(&t.token).await.json()["email_verified_at"].is_null());
@@ -496,12 +497,9 @@ async fn register_mails_a_link_that_verifies_the_email_once() {
 
 #[tokio::test]
 async fn a_new_link_voids_the_old_one_and_links_expire() {
-    let Some(python) = require_aiosmtpd() else {
+    let Some((smtp, port, _dir)) = relay() else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tmp");
-    let port = free_port();
-    let smtp = Smtp::start(&python, port, tmp.path());
     let app = TestApp::spawn_with(&format!(
         "{}[rate_limits]\nenabled = true\n",
         smtp_config(port)
@@ -590,12 +588,9 @@ const RESET_TO: &str = "a reset passphrase 2026";
 
 #[tokio::test]
 async fn a_forgotten_password_is_reset_through_the_mailbox() {
-    let Some(python) = require_aiosmtpd() else {
+    let Some((smtp, port, _dir)) = relay() else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tmp");
-    let port = free_port();
-    let smtp = Smtp::start(&python, port, tmp.path());
     let config = smtp_config(port).replace("[email]\n", "[email]\nverify_on_register = false\n");
     let app = TestApp::spawn_with(&config).await;
     let t = app.register("forgot@example.com").await;
@@ -672,12 +667,9 @@ async fn a_forgotten_password_is_reset_through_the_mailbox() {
 
 #[tokio::test]
 async fn a_reset_needs_the_second_factor_too() {
-    let Some(python) = require_aiosmtpd() else {
+    let Some((smtp, port, _dir)) = relay() else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tmp");
-    let port = free_port();
-    let smtp = Smtp::start(&python, port, tmp.path());
     let app = TestApp::spawn_with(&smtp_config(port)).await;
     let (_, secret, _) = crate::two_factor::enabled_user(&app, "reset2fa@example.com").await;
     forgot(&app, "reset2fa@example.com").await;
@@ -712,12 +704,9 @@ async fn a_reset_needs_the_second_factor_too() {
 
 #[tokio::test]
 async fn an_email_change_is_confirmed_from_the_new_address() {
-    let Some(python) = require_aiosmtpd() else {
+    let Some((smtp, port, _dir)) = relay() else {
         return;
     };
-    let tmp = tempfile::tempdir().expect("tmp");
-    let port = free_port();
-    let smtp = Smtp::start(&python, port, tmp.path());
     let config = smtp_config(port).replace("[email]\n", "[email]\nverify_on_register = false\n");
     let app = TestApp::spawn_with(&config).await;
     let t = app.register("old@example.com").await;

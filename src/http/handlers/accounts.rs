@@ -8,10 +8,10 @@ use crate::domain::types::{Company, DisplayName, Email};
 use crate::error::{Error, FieldError};
 use crate::http::dto::{
     self, DeleteAccountRequest, EmailChangeRequest, ForgotPasswordRequest, LoginRequest,
-    MeResponse, MessageResponse, PasswordChangeRequest, RefreshRequest, RegisterRequest,
-    ResetPasswordRequest, TokenRequest,
+    MeResponse, PasswordChangeRequest, RefreshRequest, RegisterRequest, ResetPasswordRequest,
+    TokenRequest,
 };
-use crate::http::response::{json, Body};
+use crate::http::response::{json, message, Body};
 use crate::http::Ctx;
 use crate::service::accounts::{self, Registration};
 use crate::service::state::AppState;
@@ -132,12 +132,7 @@ pub async fn change_password(
         }
     };
     lifecycle::change_password(state, &ctx.caller, current, new, ctx.client.ip).await?;
-    Ok(json(
-        StatusCode::OK,
-        &MessageResponse {
-            message_code: "password_changed",
-        },
-    ))
+    Ok(message(StatusCode::OK, "password_changed"))
 }
 
 /// `DELETE /v1/auth/me` → 200 `{message_code: "account_deleted"}`.
@@ -149,12 +144,7 @@ pub async fn delete_account(
     let dto: DeleteAccountRequest = ctx.json(req).await?;
     let password = dto.password.ok_or(Error::field("password", "required"))?;
     lifecycle::delete_account(state, &ctx.caller, password, dto.totp_code, ctx.client.ip).await?;
-    Ok(json(
-        StatusCode::OK,
-        &MessageResponse {
-            message_code: "account_deleted",
-        },
-    ))
+    Ok(message(StatusCode::OK, "account_deleted"))
 }
 
 /// `POST /v1/auth/email/verification` → 202 `{message_code: "verification_email_sent"}`.
@@ -163,12 +153,7 @@ pub async fn request_verification(
     ctx: Ctx<SessionCaller>,
 ) -> Result<Response<Body>, Error> {
     email::request_verification(state, &ctx.caller).await?;
-    Ok(json(
-        StatusCode::ACCEPTED,
-        &MessageResponse {
-            message_code: "verification_email_sent",
-        },
-    ))
+    Ok(message(StatusCode::ACCEPTED, "verification_email_sent"))
 }
 
 /// `POST /v1/auth/email/verify` → 200 `{message_code: "email_verified"}`.
@@ -180,12 +165,7 @@ pub async fn verify_email(
     let dto: TokenRequest = ctx.json(req).await?;
     let token = dto.token.ok_or(Error::field("token", "required"))?;
     email::verify(state, token).await?;
-    Ok(json(
-        StatusCode::OK,
-        &MessageResponse {
-            message_code: "email_verified",
-        },
-    ))
+    Ok(message(StatusCode::OK, "email_verified"))
 }
 
 /// `POST /v1/auth/password/forgot` → always 202 `{message_code: "password_reset_email_sent"}`.
@@ -197,12 +177,7 @@ pub async fn forgot_password(
     let dto: ForgotPasswordRequest = ctx.json(req).await?;
     let address = dto.email.ok_or(Error::field("email", "required"))?;
     email::forgot_password(state, &address, ctx.client.ip).await?;
-    Ok(json(
-        StatusCode::ACCEPTED,
-        &MessageResponse {
-            message_code: "password_reset_email_sent",
-        },
-    ))
+    Ok(message(StatusCode::ACCEPTED, "password_reset_email_sent"))
 }
 
 /// `POST /v1/auth/password/reset` → 200 `{message_code: "password_reset"}`.
@@ -220,12 +195,7 @@ pub async fn reset_password(
         }
     };
     email::reset_password(state, token, password, dto.totp_code, ctx.client.ip).await?;
-    Ok(json(
-        StatusCode::OK,
-        &MessageResponse {
-            message_code: "password_reset",
-        },
-    ))
+    Ok(message(StatusCode::OK, "password_reset"))
 }
 
 /// `POST /v1/auth/email/change` → 202 `{message_code: "email_change_requested"}`.
@@ -243,12 +213,7 @@ pub async fn request_email_change(
         }
     };
     email::request_email_change(state, &ctx.caller, &new_email, password, ctx.client.ip).await?;
-    Ok(json(
-        StatusCode::ACCEPTED,
-        &MessageResponse {
-            message_code: "email_change_requested",
-        },
-    ))
+    Ok(message(StatusCode::ACCEPTED, "email_change_requested"))
 }
 
 /// `POST /v1/auth/email/change/confirm` → 200 `{message_code: "email_changed"}`.
@@ -260,10 +225,5 @@ pub async fn confirm_email_change(
     let dto: TokenRequest = ctx.json(req).await?;
     let token = dto.token.ok_or(Error::field("token", "required"))?;
     email::confirm_email_change(state, token).await?;
-    Ok(json(
-        StatusCode::OK,
-        &MessageResponse {
-            message_code: "email_changed",
-        },
-    ))
+    Ok(message(StatusCode::OK, "email_changed"))
 }

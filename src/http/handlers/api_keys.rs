@@ -6,8 +6,8 @@ use hyper::{Request, Response, StatusCode};
 use crate::domain::models::SessionCaller;
 use crate::domain::types::{parse_expires_in, KeyName, Scopes};
 use crate::error::{Error, FieldError};
-use crate::http::dto::{ApiKeysResponse, CreateApiKeyRequest, CreatedApiKey, MessageResponse};
-use crate::http::response::{json, Body};
+use crate::http::dto::{ApiKeysResponse, CreateApiKeyRequest, CreatedApiKey};
+use crate::http::response::{json, message, Body};
 use crate::http::Ctx;
 use crate::service::api_keys::{self, KeyRequest};
 use crate::service::state::AppState;
@@ -77,10 +77,5 @@ pub async fn revoke(
     id: &str,
 ) -> Result<Response<Body>, Error> {
     api_keys::revoke(state, &ctx.caller, id).await?;
-    Ok(json(
-        StatusCode::OK,
-        &MessageResponse {
-            message_code: "api_key_revoked",
-        },
-    ))
+    Ok(message(StatusCode::OK, "api_key_revoked"))
 }

@@ -4,8 +4,8 @@ use hyper::{Response, StatusCode};
 
 use crate::domain::models::SessionCaller;
 use crate::error::Error;
-use crate::http::dto::{MessageResponse, SessionsResponse};
-use crate::http::response::{json, Body};
+use crate::http::dto::SessionsResponse;
+use crate::http::response::{json, message, Body};
 use crate::http::Ctx;
 use crate::service::sessions;
 use crate::service::state::AppState;
@@ -13,12 +13,7 @@ use crate::service::state::AppState;
 /// `POST /v1/auth/logout` → `{message_code: "logged_out"}`.
 pub async fn logout(state: &AppState, ctx: Ctx<SessionCaller>) -> Result<Response<Body>, Error> {
     sessions::logout(state, &ctx.caller).await?;
-    Ok(json(
-        StatusCode::OK,
-        &MessageResponse {
-            message_code: "logged_out",
-        },
-    ))
+    Ok(message(StatusCode::OK, "logged_out"))
 }
 
 /// `GET /v1/auth/sessions` → `{sessions: [...]}`.
@@ -38,10 +33,5 @@ pub async fn revoke(
     id: &str,
 ) -> Result<Response<Body>, Error> {
     sessions::revoke(state, &ctx.caller, id).await?;
-    Ok(json(
-        StatusCode::OK,
-        &MessageResponse {
-            message_code: "session_revoked",
-        },
-    ))
+    Ok(message(StatusCode::OK, "session_revoked"))
 }

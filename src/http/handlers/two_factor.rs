@@ -6,10 +6,9 @@ use hyper::{Request, Response, StatusCode};
 use crate::domain::models::SessionCaller;
 use crate::error::Error;
 use crate::http::dto::{
-    MessageResponse, TotpDisableRequest, TotpEnabledResponse, TotpSetupRequest, TotpSetupResponse,
-    TotpVerifyRequest,
+    TotpDisableRequest, TotpEnabledResponse, TotpSetupRequest, TotpSetupResponse, TotpVerifyRequest,
 };
-use crate::http::response::{json, Body};
+use crate::http::response::{json, message, Body};
 use crate::http::Ctx;
 use crate::service::state::AppState;
 use crate::service::two_factor;
@@ -62,10 +61,5 @@ pub async fn disable(
         }
     };
     two_factor::disable(state, &ctx.caller, password, code, ctx.client.ip).await?;
-    Ok(json(
-        StatusCode::OK,
-        &MessageResponse {
-            message_code: "2fa_disabled",
-        },
-    ))
+    Ok(message(StatusCode::OK, "2fa_disabled"))
 }
