@@ -1,4 +1,5 @@
-//! Reading request bodies: JSON only, capped in size and time, parsed strictly into wire types.
+//! Reading request bodies, capped in size and time: JSON for the API, parsed strictly into wire
+//! types, and the form fields of the mailed-link pages.
 
 use std::time::Duration;
 
@@ -20,13 +21,36 @@ pub async fn read_json<T: DeserializeOwned>(
     max_bytes: usize,
     timeout: Duration,
 ) -> Result<T, Error> {
-    let is_json = req
+    let bytes = read_as(req, "application/json", max_bytes, timeout).await?;
+    parse_json(&bytes)
+}
+
+/// Read an HTML form's body (`application/x-www-form-urlencoded`) into its fields, in order,
+/// under the same limits as `read_json`. Broken escapes decode lossily: every field we read is
+/// checked afterwards anyway.
+pub async fn read_form(
+    req: Request<Incoming>,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<Vec<(String, String)>, Error> {
+    let bytes = read_as(req, "application/x-www-form-urlencoded", max_bytes, timeout).await?;
+    Ok(form_urlencoded::parse(&bytes).into_owned().collect())
+}
+
+/// The whole body, if it is declared as `media_type` and fits the limits.
+async fn read_as(
+    req: Request<Incoming>,
+    media_type: &str,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<bytes::Bytes, Error> {
+    let declared_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(media_type));
+    if !declared_type {
         return Err(Error::UnsupportedMediaType);
     }
     let declared = req
@@ -41,16 +65,13 @@ pub async fn read_json<T: DeserializeOwned>(
         tokio::time::timeout(timeout, Limited::new(req.into_body(), max_bytes).collect())
             .await
             .map_err(|_| Error::RequestTimeout)?;
-    let bytes = match collected {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(Error::PayloadTooLarge),
-        Err(_) => {
-            return Err(Error::InvalidRequest(
-                "The request body could not be read.".into(),
-            ))
-        }
-    };
-    parse_json(&bytes)
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::PayloadTooLarge),
+        Err(_) => Err(Error::InvalidRequest(
+            "The request body could not be read.".into(),
+        )),
+    }
 }
 
 /// Like `read_json`, for endpoints whose body is optional: no body at all (no length, or length

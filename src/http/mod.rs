@@ -10,6 +10,7 @@ pub mod cors;
 pub mod dto;
 pub(crate) mod handlers;
 pub mod openapi;
+pub mod pages;
 pub mod response;
 pub mod router;
 
@@ -68,6 +69,11 @@ impl<C> Ctx<C> {
         req: Request<Incoming>,
     ) -> Result<Option<T>, Error> {
         body::read_optional_json(req, self.max_body, self.body_timeout).await
+    }
+
+    /// The request's HTML form fields, under the same limits.
+    pub async fn form(&self, req: Request<Incoming>) -> Result<Vec<(String, String)>, Error> {
+        body::read_form(req, self.max_body, self.body_timeout).await
     }
 }
 
@@ -214,6 +220,8 @@ async fn public(
         PublicRoute::ConfirmEmailChange => {
             handlers::accounts::confirm_email_change(state, req, ctx).await
         }
+        PublicRoute::ShowPage(page) => Ok(pages::show(state, page, req.uri().query())),
+        PublicRoute::SubmitPage(page) => Ok(pages::submit(state, page, req, ctx).await),
         PublicRoute::Jwks => Ok(handlers::health::jwks(state)),
         PublicRoute::Healthz => Ok(handlers::health::healthz()),
         PublicRoute::Readyz => handlers::health::readyz(state).await,

@@ -138,7 +138,6 @@ pub fn document(issuer: &str) -> Value {
             ("202", ok("Accepted", message("password_reset_email_sent"))),
             ("422", err("Missing email (validation_failed)")),
             ("429", err("Too many requests from this client (rate_limited)")),
-            ("503", err("email_not_configured")),
         ]))}),
     );
     paths.insert(

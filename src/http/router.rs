@@ -29,7 +29,10 @@
 //! | GET    | /readyz                     | Readyz         | public  |
 //! | GET    | /metrics                    | Metrics        | public  |
 //! | GET    | /v1/openapi.json            | OpenApi        | public  |
+//! | GET, POST | /verify-email, /reset-password, /confirm-email-change | ShowPage, SubmitPage | public |
 //!
+//! The last row are the HTML pages mailed links open (`http::pages`), outside the API and its
+//! OpenAPI document; `TABLE` lists the API.
 //! `HEAD` is accepted wherever `GET` is, and answered like it without the body.
 //! "session" routes need an access token (an API key gets 403 `session_required`); "any"
 //! routes take an access token or an API key. A known path with another method is 405 with
@@ -38,6 +41,7 @@
 use hyper::Method;
 
 use crate::error::Error;
+use crate::http::pages::Page;
 
 /// One endpoint, grouped by who may call it, so that dispatch hands each group the caller it
 /// needs and a handler cannot forget a check.
@@ -78,6 +82,10 @@ pub enum PublicRoute {
     ResetPassword,
     /// Confirm an email change with a mailed token.
     ConfirmEmailChange,
+    /// A mailed link opened: the page's form.
+    ShowPage(Page),
+    /// A mailed link's form submitted.
+    SubmitPage(Page),
 }
 
 /// Routes open to an access token or an API key.
@@ -266,6 +274,13 @@ impl Route {
                 Route::Public(PublicRoute::OpenApi),
             ),
             p => {
+                if let Some(page) = Page::at(p) {
+                    return match *method {
+                        Method::GET => Ok(Route::Public(PublicRoute::ShowPage(page))),
+                        Method::POST => Ok(Route::Public(PublicRoute::SubmitPage(page))),
+                        _ => Err(Error::MethodNotAllowed("GET, HEAD, POST")),
+                    };
+                }
                 if let Some(id) = p.strip_prefix(SESSIONS_PREFIX).filter(|id| is_id(id)) {
                     (
                         "DELETE",
@@ -315,6 +330,16 @@ impl Route {
                 PublicRoute::ForgotPassword => "forgot_password",
                 PublicRoute::ResetPassword => "reset_password",
                 PublicRoute::ConfirmEmailChange => "confirm_email_change",
+                PublicRoute::ShowPage(p) => match p {
+                    Page::VerifyEmail => "page_verify_email",
+                    Page::ResetPassword => "page_reset_password",
+                    Page::ConfirmEmailChange => "page_confirm_email_change",
+                },
+                PublicRoute::SubmitPage(p) => match p {
+                    Page::VerifyEmail => "page_verify_email_submit",
+                    Page::ResetPassword => "page_reset_password_submit",
+                    Page::ConfirmEmailChange => "page_confirm_email_change_submit",
+                },
             },
             Route::Any(AnyRoute::Me) => "me",
             Route::Any(AnyRoute::Verify) => "verify",
@@ -449,6 +474,24 @@ mod tests {
                     "{other} {path}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_mailed_link_pages_answer_get_head_and_post() {
+        for (path, page) in crate::http::pages::PATHS {
+            for (m, want) in [
+                (Method::GET, PublicRoute::ShowPage(*page)),
+                (Method::HEAD, PublicRoute::ShowPage(*page)),
+                (Method::POST, PublicRoute::SubmitPage(*page)),
+            ] {
+                assert_eq!(Route::parse(&m, path).expect(path), Route::Public(want));
+            }
+            assert!(matches!(
+                Route::parse(&Method::DELETE, path),
+                Err(Error::MethodNotAllowed("GET, HEAD, POST"))
+            ));
+            assert!(Route::parse(&Method::GET, &format!("{path}/x")).is_err());
         }
     }
 

@@ -62,7 +62,7 @@ fn free_port() -> u16 {
 }
 
 /// aiosmtpd on 127.0.0.1:`port`, saving what it receives to `<dir>/maildir`; killed on drop.
-struct Smtp {
+pub(crate) struct Smtp {
     child: Child,
     maildir: PathBuf,
 }
@@ -101,7 +101,7 @@ impl Smtp {
     }
 
     /// Wait until `n` messages have arrived.
-    async fn wait_for(&self, n: usize) -> Vec<String> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let got = self.messages();
@@ -127,7 +127,7 @@ impl Drop for Smtp {
 
 /// Every log line written while it is alive, on this thread (the current-thread test runtime
 /// runs the server's tasks, the delivery worker among them), at every level.
-struct Logs {
+pub(crate) struct Logs {
     buf: Arc<Mutex<Vec<u8>>>,
     _guard: tracing::subscriber::DefaultGuard,
 }
@@ -146,7 +146,7 @@ impl Write for Sink {
 }
 
 impl Logs {
-    fn capture() -> Logs {
+    pub(crate) fn capture() -> Logs {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let sink = Sink(buf.clone());
         let subscriber = tracing_subscriber::fmt()
@@ -160,7 +160,7 @@ impl Logs {
         }
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.buf.lock().expect("lock")).into_owned()
     }
 
@@ -183,7 +183,7 @@ impl Logs {
 }
 
 /// Quoted-printable (RFC 2045 §6.7) decoded, as mail clients show it; other text unchanged.
-fn unquote(qp: &str) -> String {
+pub(crate) fn unquote(qp: &str) -> String {
     let joined = qp.replace("=\r\n", "").replace("=\n", "");
     let mut out = Vec::new();
     let b = joined.as_bytes();
@@ -209,7 +209,7 @@ fn unquote(qp: &str) -> String {
 
 /// A relay on a free port with its maildir in a temp dir (kept alive by the caller), or `None`
 /// where aiosmtpd is missing (locally only).
-fn relay() -> Option<(Smtp, u16, tempfile::TempDir)> {
+pub(crate) fn relay() -> Option<(Smtp, u16, tempfile::TempDir)> {
     let python = require_aiosmtpd()?;
     let dir = tempfile::tempdir().expect("tmp");
     let port = free_port();
@@ -217,7 +217,7 @@ fn relay() -> Option<(Smtp, u16, tempfile::TempDir)> {
     Some((smtp, port, dir))
 }
 
-fn smtp_config(port: u16) -> String {
+pub(crate) fn smtp_config(port: u16) -> String {
     format!(
         "[email]\ntransport = \"smtp\"\nsmtp_url = \"smtp://127.0.0.1:{port}\"\nfrom = \"Cloudheed <auth@example.test>\"\n"
     )
@@ -435,7 +435,7 @@ fn tokens_of(r: crate::helpers::TestResponse) -> String {
 }
 
 /// The token of the `path` link in a delivered message.
-fn token_in(message: &str, path: &str) -> String {
+pub(crate) fn token_in(message: &str, path: &str) -> String {
     let text = unquote(message);
     let marker = format!("{path}?token=");
     let start = text
@@ -446,7 +446,7 @@ fn token_in(message: &str, path: &str) -> String {
 }
 
 /// The delivered messages whose subject contains `subject`.
-fn with_subject<'a>(messages: &'a [String], subject: &str) -> Vec<&'a String> {
+pub(crate) fn with_subject<'a>(messages: &'a [String], subject: &str) -> Vec<&'a String> {
     messages
         .iter()
         .filter(|m| {
@@ -563,7 +563,7 @@ async fn a_new_link_voids_the_old_one_and_links_expire() {
 }
 
 #[tokio::test]
-async fn without_mail_verification_is_not_configured() {
+async fn without_mail_the_mail_endpoints_are_not_configured_and_forgot_stays_generic() {
     let app = TestApp::spawn_with("[email]\ntransport = \"none\"").await;
     let t = app.register("nomail@example.com").await;
     let r = app
@@ -573,6 +573,24 @@ async fn without_mail_verification_is_not_configured() {
         (r.status, r.code()),
         (503, "email_not_configured".to_string())
     );
+    let r = app
+        .post_as(
+            "/v1/auth/email/change",
+            Some(&t.token),
+            json!({"new_email": "nomail-new@example.com", "password": crate::helpers::PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (503, "email_not_configured".to_string())
+    );
+    // Forgot stays generic: the same 202 for a known and an unknown address, and nothing queued.
+    let known = forgot(&app, "nomail@example.com").await;
+    let unknown = forgot(&app, "nobody-nomail@example.com").await;
+    assert_eq!(known.status, 202);
+    assert_eq!((known.status, &known.body), (unknown.status, &unknown.body));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(metric(&app, "cloudheed_mail_queued").await, 0.0);
 }
 
 async fn forgot(app: &TestApp, email: &str) -> crate::helpers::TestResponse {

@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod api_keys;
+mod browser;
 mod caches;
 mod edge;
 mod hostile;
@@ -13,6 +14,7 @@ mod limits;
 mod mail;
 mod metrics_format;
 mod operations;
+mod pages;
 mod process;
 mod proxies;
 mod restore_race;
