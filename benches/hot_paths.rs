@@ -174,7 +174,7 @@ fn account(rt: &Runtime, store: &Store, email: &str, now: UnixTime) -> (String, 
         refresh_hash,
     };
     let outcome = rt
-        .block_on(store.create_account(user, session))
+        .block_on(store.create_account(user, session, Vec::new()))
         .expect("create account");
     assert_eq!(outcome, CreateOutcome::Created);
     (session_id, refresh_hash)
@@ -203,7 +203,10 @@ fn store(c: &mut Criterion) {
             counter += 1;
             let next = random::sha256(&counter.to_le_bytes());
             let r = rt
-                .block_on(f.store.rotate_refresh(current, next, f.now, 0))
+                .block_on(
+                    f.store
+                        .rotate_refresh(current, next, f.now, 0, reuse_event()),
+                )
                 .expect("store write");
             assert!(matches!(r, Rotation::Rotated(_)), "rotation succeeds");
             current = next;
@@ -243,9 +246,11 @@ fn group_commit(c: &mut Criterion) {
                     let (store, next) = (store.clone(), next_hash());
                     (
                         next,
-                        rt.spawn(
-                            async move { store.rotate_refresh(presented, next, now, 0).await },
-                        ),
+                        rt.spawn(async move {
+                            store
+                                .rotate_refresh(presented, next, now, 0, reuse_event())
+                                .await
+                        }),
                     )
                 })
                 .collect();
@@ -261,7 +266,7 @@ fn group_commit(c: &mut Criterion) {
             for slot in current.iter_mut() {
                 let next = next_hash();
                 let r = rt
-                    .block_on(store.rotate_refresh(*slot, next, now, 0))
+                    .block_on(store.rotate_refresh(*slot, next, now, 0, reuse_event()))
                     .expect("store write");
                 assert!(matches!(r, Rotation::Rotated(_)), "rotation succeeds");
                 *slot = next;
@@ -332,7 +337,11 @@ fn verify_fixture(rt: &Runtime) -> VerifyFixture {
                 .expect("valid scopes"),
             expires_in: state.config.api_keys.default_expires_in,
         };
-        let (secret, _key) = api_keys::create(state, &session, request)
+        let client = cloudheed_auth::testing::domain::models::ClientInfo {
+            ip: None,
+            user_agent: None,
+        };
+        let (secret, _key) = api_keys::create(state, &session, request, &client)
             .await
             .expect("create api key");
         let api_key = secret.expose().to_string();
@@ -410,3 +419,9 @@ criterion_group!(
     verify
 );
 criterion_main!(benches);
+
+/// The event a rotation records if it finds the token reused (never, in these benches).
+fn reuse_event() -> cloudheed_auth::testing::domain::audit::Event {
+    use cloudheed_auth::testing::domain::audit::{Event, EventKind};
+    Event::by_system(EventKind::RefreshTokenReused, 0)
+}

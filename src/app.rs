@@ -155,6 +155,9 @@ impl App {
         let mut connections = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         let flusher = tokio::spawn(flush_key_usage_periodically(self.state.clone()));
+        let pruner = tokio::spawn(crate::service::audit::prune_periodically(
+            self.state.clone(),
+        ));
         // With mail off nothing is sent; whatever is queued waits for a transport.
         let mailer = self
             .state
@@ -205,7 +208,7 @@ impl App {
         // `serve` returns.
         self.state.stopping.notify_waiters();
         let grace = self.state.config.limits.shutdown_grace;
-        let mut tasks = vec![flusher];
+        let mut tasks = vec![flusher, pruner];
         tasks.extend(mailer);
         for mut task in tasks {
             if tokio::time::timeout(grace, &mut task).await.is_err() {

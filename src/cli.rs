@@ -52,6 +52,12 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// The security audit log: list, export, verify, checkpoint, prune.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Write a consistent snapshot of the database to OUT (a new file).
     Backup {
         /// Where to write the backup.
@@ -124,4 +130,42 @@ pub enum KeysAction {
     List,
     /// Sign new tokens with a new key; older keys keep verifying until their tokens expire.
     Rotate,
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Entries, newest first.
+    List {
+        /// Only this account's (a deleted account's too).
+        #[arg(long, value_name = "EMAIL")]
+        user: Option<String>,
+        /// Only of this type (e.g. login_failed, api_key_created).
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Only since TIME: RFC 3339 ("2026-12-01T00:00:00Z") or an age ("24h", "7d").
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// At most N entries.
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: usize,
+    },
+    /// Every entry, oldest first, one JSON object per line (for a SIEM).
+    Export {
+        /// The file to write (must not exist).
+        #[arg(long, value_name = "OUT")]
+        jsonl: PathBuf,
+    },
+    /// Check the hash chain (exit 1 naming the first broken entry); with a checkpoint, also that
+    /// the log up to it was not rewritten.
+    Verify {
+        /// A checkpoint saved from `audit checkpoint`.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Print the log's head signed with the server's current Ed25519 key (JSON; keep it
+    /// elsewhere).
+    Checkpoint,
+    /// Prune entries older than `audit.retention` now (the server also does so hourly).
+    Prune,
 }

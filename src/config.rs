@@ -51,6 +51,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[cache]`.
     pub cache: CacheConfig,
+    /// `[audit]`.
+    pub audit: AuditConfig,
     /// Every setting as `key = value`, values as written or defaulted; secret-free.
     pub effective: Vec<String>,
 }
@@ -293,6 +295,14 @@ pub struct LimitsConfig {
     pub request_timeout: Duration,
 }
 
+/// `[audit]`: the security log.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// Entries older than this are pruned (behind an anchor that keeps the chain verifiable);
+    /// zero keeps them forever.
+    pub retention: Duration,
+}
+
 /// `[cache]`: entries per in-memory cache; 0 turns one off.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
@@ -501,6 +511,16 @@ impl Config {
             keys: s.int("keys", 10_000, 0, 10_000_000),
         };
         s.finish();
+        let mut s = root.section("audit");
+        let audit = AuditConfig {
+            retention: s.parse_str("retention", "365d", |v| {
+                if v.trim() == "0" {
+                    return Ok(Duration::ZERO);
+                }
+                parse_duration(v).map_err(|e| e.to_string())
+            }),
+        };
+        s.finish();
         root.finish();
         if !p.list.is_empty() {
             return Err(ConfigError { problems: p.list });
@@ -520,6 +540,7 @@ impl Config {
             cors,
             limits,
             cache,
+            audit,
             effective: p.effective,
         })
     }

@@ -57,7 +57,7 @@ pub mod testing {
     }
     /// Domain values and models.
     pub mod domain {
-        pub use crate::domain::{models, password, types};
+        pub use crate::domain::{audit, models, password, types};
     }
     /// Use cases.
     pub mod service {
@@ -65,7 +65,9 @@ pub mod testing {
     }
     /// The store's use-case API.
     pub mod store {
-        pub use crate::store::{check_backup, CreateOutcome, NewSession, NewUser, Rotation, Store};
+        pub use crate::store::{
+            check_backup, CreateOutcome, NewSession, NewUser, Rotation, Store, Tamper,
+        };
     }
     pub use crate::http::router;
     /// The mail outbox: queue a message as a use case would.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use cloudheed_auth::admin::AdminCommand;
-use cloudheed_auth::cli::{Cli, Command, KeysAction, UserAction};
+use cloudheed_auth::cli::{AuditAction, Cli, Command, KeysAction, UserAction};
 use cloudheed_auth::{admin, App, AppState, Config, StartupError, StoreError};
 use serde_json::Value;
 
@@ -34,9 +34,16 @@ fn main() -> ExitCode {
             admin::run(&config, keys_command(action), open_stopped),
             json,
         ),
+        Command::Audit { action } => audit(&config, action, json),
         Command::Backup { out } => print_answer(admin::backup(&config, &out, open_stopped), json),
         Command::Restore { input, force } => {
             let restored = admin::restore(&config, &input, force).map(|()| {
+                // The restored log's first new entry says so; the restore stands either way.
+                let from = input.display().to_string();
+                let cmd = AdminCommand::AuditRestored { from };
+                if let Err(e) = admin::run(&config, cmd, open_stopped) {
+                    eprintln!("cloudheed-auth: warning: the restore is not in the audit log: {e}");
+                }
                 let into = config.data_dir.display();
                 Value::String(format!("restored {} into {into}", input.display()))
             });
@@ -67,6 +74,66 @@ fn user_command(action: UserAction) -> AdminCommand {
         UserAction::Delete { email } => AdminCommand::UserDelete { email },
         UserAction::ResetPassword { email } => AdminCommand::UserResetPassword { email },
     }
+}
+
+fn audit(config: &Config, action: AuditAction, json: bool) -> ExitCode {
+    let cmd = match action {
+        AuditAction::Export { jsonl } => {
+            return print_answer(admin::export_audit(config, &jsonl, open_stopped), json)
+        }
+        AuditAction::List {
+            user,
+            kind,
+            since,
+            limit,
+        } => {
+            let since = match since.as_deref().map(since_time).transpose() {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
+            AdminCommand::AuditList {
+                user,
+                kind,
+                since,
+                limit,
+            }
+        }
+        AuditAction::Verify { checkpoint } => {
+            let checkpoint = match checkpoint.map(std::fs::read_to_string).transpose() {
+                Ok(c) => c,
+                Err(e) => return fail(&format!("cannot read the checkpoint: {e}")),
+            };
+            AdminCommand::AuditVerify { checkpoint }
+        }
+        // A checkpoint is kept as printed and read back by `verify`: always JSON.
+        AuditAction::Checkpoint => {
+            return print_answer(
+                admin::run(config, AdminCommand::AuditCheckpoint, open_stopped),
+                true,
+            )
+        }
+        AuditAction::Prune => AdminCommand::AuditPrune,
+    };
+    print_answer(admin::run(config, cmd, open_stopped), json)
+}
+
+/// `--since`: an RFC 3339 time, or an age before now ("24h", "7d").
+fn since_time(text: &str) -> Result<i64, String> {
+    let now = std::time::SystemTime::now();
+    let at = match humantime::parse_rfc3339_weak(text) {
+        Ok(t) => t,
+        Err(_) => humantime::parse_duration(text)
+            .ok()
+            .and_then(|age| now.checked_sub(age))
+            .ok_or_else(|| {
+                format!("--since {text:?} is neither an RFC 3339 time nor an age like 24h")
+            })?,
+    };
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("--since {text:?} is before 1970"))?
+        .as_secs();
+    i64::try_from(secs).map_err(|_| format!("--since {text:?} is too far ahead"))
 }
 
 fn keys_command(action: KeysAction) -> AdminCommand {

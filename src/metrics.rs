@@ -150,6 +150,7 @@ pub struct Metrics {
     mail_failed: Counter,
     mail_abandoned: Counter,
     mail_queued: Gauge,
+    login_unknown_account: Counter,
 }
 
 impl Default for Metrics {
@@ -235,6 +236,12 @@ impl Default for Metrics {
             "Messages waiting in the mail outbox",
             mail_queued.clone(),
         );
+        let login_unknown_account = Counter::default();
+        registry.register(
+            "login_failures_unknown_account",
+            "Failed logins for emails with no account: counted here, never stored per email",
+            login_unknown_account.clone(),
+        );
         Self {
             registry,
             requests,
@@ -251,6 +258,7 @@ impl Default for Metrics {
             mail_failed,
             mail_abandoned,
             mail_queued,
+            login_unknown_account,
         }
     }
 }
@@ -276,6 +284,11 @@ impl Metrics {
             LoginOutcome::Other => "other",
         };
         self.logins.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Count a failed login for an email with no account (the audit log keeps none of them).
+    pub fn login_unknown_account(&self) {
+        self.login_unknown_account.inc();
     }
 
     /// Count a message handed to the transport.
@@ -406,7 +419,7 @@ mod tests {
     fn prometheus_text_declares_every_sample_under_its_own_name() {
         let text = busy().encode(Format::Prometheus);
         let families = families(&text);
-        assert_eq!(families.len(), 14, "{text}");
+        assert_eq!(families.len(), 15, "{text}");
         for (name, (help, kind)) in &families {
             assert!(
                 help.is_some_and(|h| !h.is_empty()),
@@ -468,7 +481,7 @@ mod tests {
         let m = busy();
         let text = m.encode(Format::OpenMetrics);
         let families = families(&text);
-        assert_eq!(families.len(), 14, "{text}");
+        assert_eq!(families.len(), 15, "{text}");
         assert!(
             families
                 .values()

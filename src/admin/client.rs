@@ -60,6 +60,83 @@ where
     receive_snapshot(stream, out)
 }
 
+/// Entries exported per page: each page is one answer line over the socket.
+const EXPORT_PAGE: usize = 1000;
+
+/// Write every audit entry, oldest first, one JSON object per line, to the new file `out`
+/// (0600; it appears only once complete): from the running server page by page, or from the
+/// database opened once with `open`.
+pub fn export_audit<O, F>(config: &Config, out: &Path, open: O) -> Result<Value, String>
+where
+    O: FnOnce(Config) -> F,
+    F: Future<Output = Result<Arc<AppState>, String>>,
+{
+    use std::os::unix::fs::OpenOptionsExt;
+    if out.exists() {
+        return Err(format!("{} already exists", out.display()));
+    }
+    let partial = out.with_extension("partial");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+    let mut written = 0u64;
+    let mut write_page = |page: Value| -> Result<Option<u64>, String> {
+        let rows = page.as_array().cloned().unwrap_or_default();
+        for row in &rows {
+            writeln!(file, "{row}").map_err(|e| format!("export: {e}"))?;
+        }
+        written += rows.len() as u64;
+        Ok(if rows.len() < EXPORT_PAGE {
+            None
+        } else {
+            rows.last().and_then(|r| r["seq"].as_u64())
+        })
+    };
+    let page = |after| AdminCommand::AuditPage {
+        after,
+        limit: EXPORT_PAGE,
+    };
+    let result = if UnixStream::connect(socket_path(config)).is_ok() {
+        let mut after = None;
+        loop {
+            let stream = UnixStream::connect(socket_path(config))
+                .map_err(|e| format!("admin socket: {e}"))?;
+            match write_page(over_socket(stream, &page(after))?)? {
+                Some(last) => after = Some(last),
+                None => break Ok(()),
+            }
+        }
+    } else {
+        if !config.db_path().exists() {
+            return Err(format!("no database at {}", config.db_path().display()));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let state = open(config.clone()).await?;
+            let mut after = None;
+            loop {
+                match write_page(execute(&state, page(after)).await?)? {
+                    Some(last) => after = Some(last),
+                    None => break Ok(()),
+                }
+            }
+        })
+    };
+    let done = result
+        .and_then(|()| file.sync_all().map_err(|e| format!("export: {e}")))
+        .and_then(|()| std::fs::rename(&partial, out).map_err(|e| format!("export: {e}")));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    done.map(|()| json!({"exported": written, "to": out.display().to_string()}))
+}
+
 fn over_socket(mut stream: UnixStream, cmd: &AdminCommand) -> Result<Value, String> {
     let io = |e: std::io::Error| format!("admin socket: {e}");
     stream.set_read_timeout(Some(ANSWER_TIMEOUT)).map_err(io)?;

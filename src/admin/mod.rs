@@ -16,7 +16,7 @@ pub use crate::service::admin::AdminCommand;
 pub mod client;
 pub mod server;
 
-pub use client::{backup, restore, run};
+pub use client::{backup, export_audit, restore, run};
 
 /// File name of the socket inside the data dir.
 pub const SOCKET: &str = "admin.sock";

@@ -120,6 +120,13 @@ async fn send_snapshot(state: &AppState, write: &mut OwnedWriteHalf) {
         }
         write.flush().await
     };
+    let sent = async {
+        sent.await?;
+        if ok {
+            crate::service::audit::backup_taken(state, "admin socket").await;
+        }
+        Ok(())
+    };
     if let Err(e) = tokio::time::timeout(SNAPSHOT_TIMEOUT, sent)
         .await
         .unwrap_or_else(|_| {

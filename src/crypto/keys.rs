@@ -113,6 +113,29 @@ pub fn thumbprint(key: &VerifyingKey) -> String {
     BASE64URL_NOPAD.encode(&random::sha256(canonical.as_bytes()))
 }
 
+/// Whether `signature` (base64url) is `public_x`'s (base64url, 32 bytes) Ed25519 signature of
+/// `message`; the kid, when given, must be that key's thumbprint. For signed audit checkpoints,
+/// which may outlive the key in the keyring.
+pub fn verify_detached(public_x: &str, kid: Option<&str>, message: &[u8], signature: &str) -> bool {
+    use ed25519_dalek::Verifier;
+    let key = BASE64URL_NOPAD
+        .decode(public_x.as_bytes())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok());
+    let sig = BASE64URL_NOPAD
+        .decode(signature.as_bytes())
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .map(|b| ed25519_dalek::Signature::from_bytes(&b));
+    match (key, sig) {
+        (Some(key), Some(sig)) => {
+            kid.is_none_or(|k| k == thumbprint(&key)) && key.verify(message, &sig).is_ok()
+        }
+        _ => false,
+    }
+}
+
 // === impl Keyring ===
 
 impl Keyring {
@@ -184,6 +207,24 @@ mod tests {
             .try_into()
             .expect("32 bytes");
         KeyPair::from_seed(&seed)
+    }
+
+    #[test]
+    fn detached_signatures_verify_only_with_their_key_and_message() {
+        let pair = KeyPair::generate();
+        let jwk = pair.public_jwk();
+        let sig = crate::crypto::jwt::sign_input(&pair, "head 42");
+        assert!(verify_detached(&jwk.x, Some(&jwk.kid), b"head 42", &sig));
+        assert!(!verify_detached(&jwk.x, Some(&jwk.kid), b"head 43", &sig));
+        assert!(!verify_detached(
+            &jwk.x,
+            Some("another-kid"),
+            b"head 42",
+            &sig
+        ));
+        let other = KeyPair::generate().public_jwk();
+        assert!(!verify_detached(&other.x, None, b"head 42", &sig));
+        assert!(!verify_detached("junk", None, b"head 42", "junk"));
     }
 
     #[test]

@@ -96,6 +96,20 @@ pub enum AccountChange {
     VerifyEmail(UnixTime),
 }
 
+impl AccountChange {
+    /// The audit event an operator's change is recorded as.
+    pub fn event_kind(&self) -> crate::domain::audit::EventKind {
+        use crate::domain::audit::EventKind;
+        match self {
+            AccountChange::Disable => EventKind::AccountDisabled,
+            AccountChange::Enable => EventKind::AccountEnabled,
+            AccountChange::SetPlan(_) => EventKind::PlanChanged,
+            AccountChange::ResetTwoFactor => EventKind::TotpDisabled,
+            AccountChange::VerifyEmail(_) => EventKind::EmailVerified,
+        }
+    }
+}
+
 impl Account {
     /// The profile handlers may show: never the hash or the second-factor secrets.
     pub fn profile(&self) -> User {

@@ -1,6 +1,7 @@
 //! Domain types: parsed, validated values and the models services work with. No HTTP, no redb.
 
 pub mod account;
+pub mod audit;
 pub mod duration;
 pub mod lineage;
 pub mod mail;

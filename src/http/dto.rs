@@ -395,3 +395,55 @@ pub struct StatusResponse {
     /// "ok" or "ready".
     pub status: &'static str,
 }
+
+/// `GET /v1/auth/activity`.
+#[derive(Debug, Serialize)]
+pub struct ActivityResponse {
+    /// Newest first.
+    pub events: Vec<ActivityEvent>,
+    /// The cursor of the next (older) page, or null on the last.
+    pub next: Option<String>,
+}
+
+/// One of the caller's security events.
+#[derive(Debug, Serialize)]
+pub struct ActivityEvent {
+    /// `ev-N`; also a cursor.
+    pub id: String,
+    /// What happened (`login_succeeded`, `api_key_created`, ...).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// When, RFC 3339.
+    pub at: String,
+    /// The client's address, for HTTP actions.
+    pub ip: Option<String>,
+    /// The client's `User-Agent`, for HTTP actions.
+    pub user_agent: Option<String>,
+    /// The session acted in or on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The API key acted on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+
+impl ActivityResponse {
+    /// The page for `entries`.
+    pub fn new(entries: &[crate::domain::audit::Entry], next: Option<String>) -> Self {
+        ActivityResponse {
+            events: entries
+                .iter()
+                .map(|e| ActivityEvent {
+                    id: e.id(),
+                    kind: e.event.kind.as_str(),
+                    at: rfc3339(e.event.at),
+                    ip: e.event.ip.clone(),
+                    user_agent: e.event.user_agent.clone(),
+                    session_id: e.event.session_id.clone(),
+                    key_id: e.event.key_id.clone(),
+                })
+                .collect(),
+            next,
+        }
+    }
+}

@@ -266,6 +266,7 @@ async fn session(
         SessionRoute::RequestEmailChange => {
             handlers::accounts::request_email_change(state, req, ctx).await
         }
+        SessionRoute::Activity => handlers::activity::list(state, ctx, req.uri().query()).await,
         SessionRoute::RequestVerification => {
             handlers::accounts::request_verification(state, ctx).await
         }

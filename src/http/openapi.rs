@@ -168,6 +168,24 @@ pub fn document(issuer: &str) -> Value {
             ("403", forbidden.clone()),
         ]))}),
     );
+    paths.insert(
+        "/v1/auth/activity".into(),
+        json!({"get": {
+            "summary": "The caller's own security events, newest first (sessions only)",
+            "security": bearer.clone(),
+            "parameters": [
+                {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}},
+                {"name": "before", "in": "query", "required": false, "description": "The `next` of the previous page", "schema": {"type": "string", "pattern": "^ev-[0-9]{1,20}$"}},
+            ],
+            "responses": responses(vec![
+                ("200", ok("A page of events", r("Activity"))),
+                ("400", err("An invalid cursor (invalid_request)")),
+                ("401", unauthorized.clone()),
+                ("403", forbidden.clone()),
+                ("422", err("limit outside 1-100 (validation_failed)")),
+            ]),
+        }}),
+    );
     paths.insert("/v1/auth/sessions/{id}".into(), json!({"parameters": id_param, "delete": op("End one of the caller's sessions", Some(&bearer), None, responses(vec![
         ("200", ok("Ended", message("session_revoked"))),
         ("401", unauthorized.clone()),
@@ -290,6 +308,16 @@ pub fn document(issuer: &str) -> Value {
     schemas["DeleteAccountRequest"] = object(
         &["password"],
         json!({"password": s("string"), "totp_code": s("string")}),
+    );
+    schemas["Activity"] = object(
+        &["events", "next"],
+        json!({
+            "events": {"type": "array", "items": object(&["id", "type", "at", "ip", "user_agent"], json!({
+                "id": s("string"), "type": s("string"), "at": {"type": "string", "format": "date-time"},
+                "ip": nullable("string"), "user_agent": nullable("string"),
+                "session_id": s("string"), "key_id": s("string")}))},
+            "next": nullable("string"),
+        }),
     );
     schemas["TokenRequest"] = object(&["token"], json!({"token": s("string")}));
     schemas["EmailChangeRequest"] = object(

@@ -139,10 +139,10 @@ pub async fn submit(
     }
     let secret = Secret::new(token.to_string());
     let result = match page {
-        Page::VerifyEmail => email::verify(state, secret)
+        Page::VerifyEmail => email::verify(state, secret, &ctx.client)
             .await
             .map(|()| "Your email address is confirmed. You can close this page."),
-        Page::ConfirmEmailChange => email::confirm_email_change(state, secret)
+        Page::ConfirmEmailChange => email::confirm_email_change(state, secret, &ctx.client)
             .await
             .map(|()| "Your email address is changed: sign in with the new one from now on."),
         Page::ResetPassword => {
@@ -164,7 +164,7 @@ pub async fn submit(
                 secret,
                 Password::new(password.to_string()),
                 code,
-                ctx.client.ip,
+                &ctx.client,
             )
             .await
             .map(|()| {

@@ -16,6 +16,7 @@
 //! | POST   | /v1/auth/password/forgot    | ForgotPassword | public  |
 //! | POST   | /v1/auth/password/reset     | ResetPassword  | public  |
 //! | GET    | /v1/auth/sessions           | ListSessions   | session |
+//! | GET    | /v1/auth/activity           | Activity       | session |
 //! | DELETE | /v1/auth/sessions/{id}      | RevokeSession  | session |
 //! | POST   | /v1/auth/api-keys           | CreateApiKey   | session |
 //! | GET    | /v1/auth/api-keys           | ListApiKeys    | session |
@@ -126,6 +127,8 @@ pub enum SessionRoute {
     RequestVerification,
     /// Ask to move the account to another email address.
     RequestEmailChange,
+    /// The caller's security events.
+    Activity,
 }
 
 /// Who may call a route.
@@ -156,6 +159,7 @@ pub const TABLE: &[(&str, &str)] = &[
     ("POST", "/v1/auth/password/forgot"),
     ("POST", "/v1/auth/password/reset"),
     ("GET", "/v1/auth/sessions"),
+    ("GET", "/v1/auth/activity"),
     ("DELETE", "/v1/auth/sessions/{id}"),
     ("POST", "/v1/auth/api-keys"),
     ("GET", "/v1/auth/api-keys"),
@@ -232,6 +236,11 @@ impl Route {
                 "GET, HEAD",
                 Method::GET,
                 Route::Session(SessionRoute::ListSessions),
+            ),
+            "/v1/auth/activity" => (
+                "GET, HEAD",
+                Method::GET,
+                Route::Session(SessionRoute::Activity),
             ),
             "/v1/auth/api-keys" => match *method {
                 Method::GET => return Ok(Route::Session(SessionRoute::ListApiKeys)),
@@ -357,6 +366,7 @@ impl Route {
                 SessionRoute::DeleteAccount => "delete_account",
                 SessionRoute::RequestVerification => "request_verification",
                 SessionRoute::RequestEmailChange => "request_email_change",
+                SessionRoute::Activity => "activity",
             },
         }
     }

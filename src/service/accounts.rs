@@ -3,6 +3,7 @@
 use crate::crypto::random;
 use crate::domain::account::Account;
 use crate::domain::account::SecondFactorUse;
+use crate::domain::audit::{Event, EventKind, LoginFailure};
 use crate::domain::models::{ClientInfo, User};
 use crate::domain::net::login_network;
 use crate::domain::password::Password;
@@ -67,9 +68,17 @@ pub async fn register(
         created_at: now,
     };
     let client_ip = client.ip;
+    let event = Event::by_user(EventKind::Register, now, &client)
+        .user(&user.id)
+        .detail("email", user.email.as_str());
     let (session, refresh_token) = new_session(state, &user.id, client);
     let (session_id, auth_time) = (session.id.clone(), session.now);
-    match state.store.create_account(user, session).await? {
+    let event = event.session(&session_id);
+    match state
+        .store
+        .create_account(user, session, vec![event])
+        .await?
+    {
         CreateOutcome::EmailTaken => Err(Error::EmailTaken),
         CreateOutcome::Created => {
             tracing::info!(user_id = %profile.id, session_id = %session_id, client = client_ip.map(tracing::field::display), "account registered");
@@ -109,8 +118,31 @@ pub async fn login(
     };
     // Counted from its start, per client and per account; a locked account answers 429
     // whatever the password, so the lock reveals nothing about it.
-    let guess = guesses::begin_login(state, record.as_ref(), client.ip)?;
-    guess.settle(check_and_open(state, record, password, totp_code, client).await)
+    let guess = match guesses::begin_login(state, record.as_ref(), client.ip) {
+        Ok(g) => g,
+        Err(e) => {
+            if let Some(r) = &record {
+                if state.account_lock.is_locked(&r.id, state.now()) {
+                    let reason = LoginFailure::Locked;
+                    super::audit::login_failed(state, r, reason, &client, false).await;
+                }
+            }
+            return Err(e);
+        }
+    };
+    let locks = guess.locks();
+    let outcome = check_and_open(state, record.clone(), password, totp_code, client.clone()).await;
+    let failure = outcome.as_ref().err().and_then(super::audit::login_failure);
+    let outcome = guess.settle(outcome);
+    match (&record, failure) {
+        (Some(r), Some(reason)) => {
+            let locked_now = locks && reason.counts_as_wrong_guess();
+            super::audit::login_failed(state, r, reason, &client, locked_now).await;
+        }
+        (None, _) if outcome.is_err() => state.metrics.login_unknown_account(),
+        _ => {}
+    }
+    outcome
 }
 
 /// The password, then the second factor, then a session opened in one transaction that
@@ -130,9 +162,12 @@ async fn check_and_open(
     };
     let (session, refresh_token) = new_session(state, &record.id, client.clone());
     let (session_id, auth_time) = (session.id.clone(), session.now);
+    let event = Event::by_user(EventKind::LoginSucceeded, session.now, &client)
+        .user(&record.id)
+        .session(&session_id);
     match state
         .store
-        .start_session(session, rehash, second_factor)
+        .start_session(session, rehash, second_factor, event)
         .await?
     {
         StartOutcome::Started => {}

@@ -7,8 +7,11 @@ use serde_json::{json, Value};
 use crate::clock::rfc3339;
 use crate::domain::account::Account;
 use crate::domain::account::AccountChange;
+use crate::domain::audit::{Event, EventKind, ALL_KINDS};
 use crate::domain::types::Email;
+use crate::service::audit;
 use crate::service::state::AppState;
+use crate::store::AuditQuery;
 
 /// One operator command, as sent over the admin socket (one JSON line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +70,38 @@ pub enum AdminCommand {
         /// Where to write it.
         path: String,
     },
+    /// Audit entries, newest first, filtered.
+    AuditList {
+        /// Only this account's (by its email, or a deleted account's last one).
+        user: Option<String>,
+        /// Only of this type.
+        kind: Option<String>,
+        /// Only at or after this Unix time.
+        since: Option<i64>,
+        /// At most this many.
+        limit: usize,
+    },
+    /// Audit entries oldest first, numbered above `after`: the export's pages.
+    AuditPage {
+        /// The last entry of the previous page.
+        after: Option<u64>,
+        /// At most this many.
+        limit: usize,
+    },
+    /// Walk the hash chain; with a checkpoint (JSON text), also check the log up to it.
+    AuditVerify {
+        /// A checkpoint printed by `audit checkpoint`.
+        checkpoint: Option<String>,
+    },
+    /// The log's head signed with the current signing key.
+    AuditCheckpoint,
+    /// Prune entries past `audit.retention` now.
+    AuditPrune,
+    /// Record a restore in the restored database (run by `restore` itself).
+    AuditRestored {
+        /// The backup it came from.
+        from: String,
+    },
 }
 
 fn user_json(u: &Account) -> Value {
@@ -120,7 +155,109 @@ pub async fn execute(state: &AppState, cmd: AdminCommand) -> Result<Value, Strin
         AdminCommand::KeysList => keys_json(state).await,
         AdminCommand::KeysRotate => rotate_keys(state).await,
         AdminCommand::Backup { path } => backup(state, path).await,
+        AdminCommand::AuditList {
+            user,
+            kind,
+            since,
+            limit,
+        } => audit_list(state, user, kind, since, limit).await,
+        AdminCommand::AuditPage { after, limit } => {
+            let q = AuditQuery {
+                after,
+                limit: limit.clamp(1, 10_000),
+                ..AuditQuery::default()
+            };
+            audit::entries(state, q).await.map(Value::Array)
+        }
+        AdminCommand::AuditVerify { checkpoint } => {
+            let cp = checkpoint
+                .map(|text| {
+                    serde_json::from_str(&text)
+                        .map_err(|_| "the checkpoint is not JSON".to_string())
+                })
+                .transpose()?;
+            audit::verify(state, cp).await
+        }
+        AdminCommand::AuditCheckpoint => audit::checkpoint(state).await,
+        AdminCommand::AuditPrune => audit::prune(state)
+            .await
+            .map(|n| json!({"pruned": n}))
+            .map_err(|e| e.to_string()),
+        AdminCommand::AuditRestored { from } => audit::restored(state, &from).await,
     }
+}
+
+async fn audit_list(
+    state: &AppState,
+    user: Option<String>,
+    kind: Option<String>,
+    since: Option<i64>,
+    limit: usize,
+) -> Result<Value, String> {
+    let kind = kind
+        .map(|k| {
+            EventKind::parse(&k).ok_or_else(|| {
+                let known: Vec<&str> = ALL_KINDS.iter().map(|k| k.as_str()).collect();
+                format!("unknown event type {k:?}; one of: {}", known.join(", "))
+            })
+        })
+        .transpose()?;
+    let user_id = match user {
+        Some(email) => Some(user_id_of(state, &email).await?),
+        None => None,
+    };
+    let q = AuditQuery {
+        user_id,
+        kind,
+        since,
+        newest_first: true,
+        limit: limit.clamp(1, 100_000),
+        ..AuditQuery::default()
+    };
+    // The chain's hashes are for `export` and `verify`; a listing is for people.
+    let mut rows = audit::entries(state, q).await?;
+    for row in &mut rows {
+        if let Some(o) = row.as_object_mut() {
+            for k in ["seq", "prev", "hash"] {
+                o.remove(k);
+            }
+        }
+    }
+    Ok(Value::Array(rows))
+}
+
+/// The account id behind `email`: the live account's, or else the one its last registration
+/// or deletion recorded (an auditor asks about deleted accounts too).
+async fn user_id_of(state: &AppState, email: &str) -> Result<String, String> {
+    if let Ok(user) = find(state, email).await {
+        return Ok(user.id);
+    }
+    let wanted = email.trim().to_ascii_lowercase();
+    let q = AuditQuery {
+        newest_first: true,
+        limit: usize::MAX,
+        ..AuditQuery::default()
+    };
+    let all = state
+        .store
+        .audit_entries(q)
+        .await
+        .map_err(|e| e.to_string())?;
+    all.iter()
+        .filter(|e| {
+            matches!(
+                e.event.kind,
+                EventKind::Register | EventKind::AccountDeleted
+            )
+        })
+        .find(|e| {
+            e.event
+                .detail
+                .iter()
+                .any(|(k, v)| k == "email" && v.to_ascii_lowercase() == wanted)
+        })
+        .and_then(|e| e.event.user_id.clone())
+        .ok_or_else(|| format!("no account or audit entry with email {email}"))
 }
 
 /// The plan change for `plan`, refused before any account is looked up.
@@ -137,9 +274,10 @@ async fn change_account(
     change: AccountChange,
 ) -> Result<Value, String> {
     let user = find(state, email).await?;
+    let event = Event::by_admin(change.event_kind(), state.now());
     let after = state
         .store
-        .change_user(user.id, change.clone())
+        .change_user(user.id, change.clone(), event)
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(user_id = %after.id, change = ?change, "account changed by an operator");
@@ -159,7 +297,11 @@ async fn delete_user(state: &AppState, email: &str) -> Result<Value, String> {
     let user = find(state, email).await?;
     state
         .store
-        .delete_account(user.id.clone(), crate::store::DeleteBy::Operator)
+        .delete_account(
+            user.id.clone(),
+            crate::store::DeleteBy::Operator,
+            Event::by_admin(EventKind::AccountDeleted, state.now()),
+        )
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(user_id = %user.id, "account deleted by an operator");
@@ -195,7 +337,11 @@ async fn rotate_keys(state: &AppState) -> Result<Value, String> {
     let _one_at_a_time = state.rotation.lock().await;
     let stored = state
         .store
-        .rotate_signing_key(state.now(), state.config.key_keep_for())
+        .rotate_signing_key(
+            state.now(),
+            state.config.key_keep_for(),
+            Event::by_admin(EventKind::SigningKeyRotated, state.now()),
+        )
         .await
         .map_err(|e| e.to_string())?;
     state.set_keys(stored).map_err(|e| e.to_string())?;
@@ -213,6 +359,7 @@ async fn backup(state: &AppState, path: String) -> Result<Value, String> {
         .backup_to(path.clone())
         .await
         .map_err(|e| e.to_string())?;
+    audit::backup_taken(state, &path.display().to_string()).await;
     Ok(json!({"backup": path.display().to_string()}))
 }
 

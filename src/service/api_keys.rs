@@ -1,13 +1,15 @@
 //! API keys: issue (shown once), list, revoke. Only a session may manage keys.
 
 use crate::crypto::{api_key, random};
-use crate::domain::models::{ApiKey, SessionCaller};
+use crate::domain::audit::EventKind;
+use crate::domain::models::{ApiKey, ClientInfo, SessionCaller};
 use crate::domain::types::{KeyName, Scopes};
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::service::state::AppState;
 use crate::store::KeyCreateOutcome;
 
+use super::audit;
 use super::notices::{self, Notice};
 use super::rate_limit::Bucket;
 
@@ -34,6 +36,7 @@ pub async fn create(
     state: &AppState,
     who: &SessionCaller,
     req: KeyRequest,
+    client: &ClientInfo,
 ) -> Result<(Secret, ApiKey), Error> {
     let session_id = &who.session_id;
     let now = state.now();
@@ -51,9 +54,13 @@ pub async fn create(
         expires_at: now + ttl,
         last_used_at: None,
     };
+    let event = audit::in_session(state, EventKind::ApiKeyCreated, who, client)
+        .key(&key.id)
+        .detail("name", key.name.as_str())
+        .detail("scopes", key.scopes.join(" "));
     match state
         .store
-        .create_api_key(key.clone(), state.config.api_keys.max_per_user)
+        .create_api_key(key.clone(), state.config.api_keys.max_per_user, event)
         .await?
     {
         KeyCreateOutcome::LimitReached => Err(Error::ApiKeyLimitReached),
@@ -85,12 +92,18 @@ pub async fn list(state: &AppState, who: &SessionCaller) -> Result<Vec<ApiKey>, 
 }
 
 /// Revoke one of the caller's keys; another user's or an unknown id is `NotFound`.
-pub async fn revoke(state: &AppState, who: &SessionCaller, key_id: &str) -> Result<(), Error> {
+pub async fn revoke(
+    state: &AppState,
+    who: &SessionCaller,
+    key_id: &str,
+    client: &ClientInfo,
+) -> Result<(), Error> {
     let session_id = &who.session_id;
     write_allowed(state, who)?;
+    let event = audit::in_session(state, EventKind::ApiKeyRevoked, who, client).key(key_id);
     if state
         .store
-        .revoke_api_key(who.user.id.clone(), key_id.to_string())
+        .revoke_api_key(who.user.id.clone(), key_id.to_string(), event)
         .await?
     {
         tracing::info!(user_id = %who.user.id, session_id = %session_id, key_id = %key_id, "api key revoked");

@@ -3,6 +3,8 @@
 //! SHA-256, in the same transaction as the mail that carries it; single use; voided by a newer
 //! one of its kind.
 
+use crate::domain::audit::{Event, EventKind};
+use crate::domain::models::ClientInfo;
 use std::sync::Arc;
 
 use crate::clock::secs;
@@ -67,9 +69,11 @@ pub async fn send_verification(state: &AppState, user: &User) -> Result<(), Erro
 }
 
 /// `POST /v1/auth/email/verify`: a wrong, used or expired token is `invalid_token`.
-pub async fn verify(state: &AppState, token: Secret) -> Result<(), Error> {
+pub async fn verify(state: &AppState, token: Secret, client: &ClientInfo) -> Result<(), Error> {
     let hash = random::sha256(token.expose().as_bytes());
-    match state.store.verify_email_with(hash, state.now()).await? {
+    let now = state.now();
+    let event = Event::by_user(EventKind::EmailVerified, now, client);
+    match state.store.verify_email_with(hash, now, event).await? {
         MailTokenVerified::Done(user_id) => {
             tracing::info!(user_id = %user_id, "email verified");
             Ok(())
@@ -162,8 +166,9 @@ pub async fn reset_password(
     token: Secret,
     password: Password,
     code: Option<Secret>,
-    ip: Option<std::net::IpAddr>,
+    client: &ClientInfo,
 ) -> Result<(), Error> {
+    let ip = client.ip;
     let hash = random::sha256(token.expose().as_bytes());
     let now = state.now();
     let Some(account) = state.store.reset_token_account(hash, now).await? else {
@@ -193,7 +198,13 @@ pub async fn reset_password(
     let new_hash = state.hasher.hash(password).await?;
     match state
         .store
-        .reset_password_with(hash, new_hash, used, state.now())
+        .reset_password_with(
+            hash,
+            new_hash,
+            used,
+            state.now(),
+            Event::by_user(EventKind::PasswordReset, state.now(), client),
+        )
         .await?
     {
         MailTokenReset::Done(account) => {
@@ -284,9 +295,15 @@ pub async fn request_email_change(
 }
 
 /// `POST /v1/auth/email/change/confirm`: 409 if the address was taken meanwhile.
-pub async fn confirm_email_change(state: &AppState, token: Secret) -> Result<(), Error> {
+pub async fn confirm_email_change(
+    state: &AppState,
+    token: Secret,
+    client: &ClientInfo,
+) -> Result<(), Error> {
     let hash = random::sha256(token.expose().as_bytes());
-    match state.store.change_email_with(hash, state.now()).await? {
+    let now = state.now();
+    let event = Event::by_user(EventKind::EmailChanged, now, client);
+    match state.store.change_email_with(hash, now, event).await? {
         EmailChange::Done(user_id, _, _) => {
             tracing::info!(user_id = %user_id, "email changed");
             Ok(())

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 
 use crate::domain::account::Account;
+use crate::domain::audit::{Event, EventKind};
 use crate::domain::net::is_known_network;
 use crate::error::Error;
 use crate::service::state::AppState;
@@ -20,6 +21,10 @@ pub struct Guess<'a> {
     state: &'a AppState,
     user_id: Option<String>,
     ip: Option<IpAddr>,
+    /// This guess, if wrong, is the one that locks the account.
+    locks: bool,
+    /// Who records that lock: the login records it with its failure; elsewhere `failed` does.
+    lock_recorded_by_caller: bool,
 }
 
 /// Start a login's guess of `user`'s password or code (`None`: an unknown account, counted per
@@ -52,18 +57,24 @@ fn start<'a>(
 ) -> Result<Guess<'a>, Error> {
     let now = state.now();
     state.rate_limiter.take(Bucket::Failures, ip, now)?;
+    let mut locks = false;
     if let Some(user) = user {
         let known = known_networks_pass
             && ip.is_some_and(|ip| is_known_network(&user.login_networks, ip, now));
-        if let Err(e) = state.account_lock.begin(&user.id, now, known) {
-            state.rate_limiter.give_back(Bucket::Failures, ip);
-            return Err(e);
+        match state.account_lock.begin(&user.id, now, known) {
+            Ok(l) => locks = l,
+            Err(e) => {
+                state.rate_limiter.give_back(Bucket::Failures, ip);
+                return Err(e);
+            }
         }
     }
     Ok(Guess {
         state,
         user_id: user.map(|u| u.id.clone()),
         ip,
+        locks,
+        lock_recorded_by_caller: known_networks_pass,
     })
 }
 
@@ -84,8 +95,33 @@ impl Guess<'_> {
         self.state.rate_limiter.give_back(Bucket::Failures, self.ip);
     }
 
-    /// It was wrong; it stays counted.
-    pub fn failed(self) {}
+    /// It was wrong; it stays counted. If it locked the account, that is recorded (off the
+    /// request: the lock lives in memory, and the answer need not wait for its record).
+    pub fn failed(self) {
+        if let (true, false, Some(user_id)) =
+            (self.locks, self.lock_recorded_by_caller, &self.user_id)
+        {
+            let event = Event::by_system(EventKind::AccountLocked, self.state.now()).user(user_id);
+            let event = match self.ip {
+                Some(ip) => Event {
+                    ip: Some(ip.to_string()),
+                    ..event
+                },
+                None => event,
+            };
+            let store = self.state.store.clone();
+            tokio::spawn(tracing::Instrument::in_current_span(async move {
+                if let Err(e) = store.record_events(vec![event]).await {
+                    tracing::error!(error = %e, "could not record an account lock");
+                }
+            }));
+        }
+    }
+
+    /// Whether this guess, if wrong, locks the account.
+    pub fn locks(&self) -> bool {
+        self.locks
+    }
 
     /// Settle the guess by the outcome of the attempt it started: success takes the count back,
     /// `totp_required` or `email_not_verified` (a right password) is no failure, anything else

@@ -1,9 +1,8 @@
 //! Account lifecycle a user drives from a session: change the password, delete the account.
 //! Both take the password again, as a guess under the same limits as a login's.
 
-use std::net::IpAddr;
-
-use crate::domain::models::SessionCaller;
+use crate::domain::audit::{Event, EventKind};
+use crate::domain::models::{ClientInfo, SessionCaller};
 use crate::domain::password::Password;
 use crate::domain::types::FieldError;
 use crate::error::Error;
@@ -11,8 +10,8 @@ use crate::secret::Secret;
 use crate::service::state::AppState;
 use crate::store::{DeleteBy, DeleteOutcome};
 
-use super::guesses;
 use super::notices::{self, Notice};
+use super::{audit, guesses};
 
 /// Replace the password: the current one must be right, the new one pass the policy. Every
 /// other session of the user ends; this one stays.
@@ -21,8 +20,9 @@ pub async fn change_password(
     who: &SessionCaller,
     current: Password,
     new: Password,
-    ip: Option<IpAddr>,
+    client: &ClientInfo,
 ) -> Result<(), Error> {
+    let ip = client.ip;
     let min_length = state.config.passwords.min_length;
     new.check_new(min_length, Some(&who.user.email))
         .map_err(|e| {
@@ -35,7 +35,12 @@ pub async fn change_password(
     let hash = state.hasher.hash(new).await?;
     state
         .store
-        .change_password(account.id.clone(), hash, who.session_id.clone())
+        .change_password(
+            account.id.clone(),
+            hash,
+            who.session_id.clone(),
+            audit::in_session(state, EventKind::PasswordChanged, who, client),
+        )
         .await?;
     tracing::info!(user_id = %account.id, session_id = %who.session_id, client = ip.map(tracing::field::display), "password changed");
     notices::send(state, &account.email, Notice::PasswordChanged).await;
@@ -49,15 +54,17 @@ pub async fn delete_account(
     who: &SessionCaller,
     password: Password,
     code: Option<Secret>,
-    ip: Option<IpAddr>,
+    client: &ClientInfo,
 ) -> Result<(), Error> {
+    let ip = client.ip;
     let account = state
         .store
         .user_by_id(who.user.id.clone())
         .await?
         .ok_or(Error::Unauthorized)?;
     let guess = guesses::begin(state, &account, ip)?;
-    let outcome = confirm_and_delete(state, &account, password, code).await;
+    let event = audit::in_session(state, EventKind::AccountDeleted, who, client);
+    let outcome = confirm_and_delete(state, &account, password, code, event).await;
     let outcome = guess.settle(outcome);
     if outcome.is_ok() {
         tracing::info!(user_id = %account.id, session_id = %who.session_id, client = ip.map(tracing::field::display), "account deleted");
@@ -71,6 +78,7 @@ async fn confirm_and_delete(
     account: &crate::domain::account::Account,
     password: Password,
     code: Option<Secret>,
+    event: Event,
 ) -> Result<(), Error> {
     let verified = state
         .hasher
@@ -91,7 +99,11 @@ async fn confirm_and_delete(
         None
     };
     let by = DeleteBy::User(used);
-    match state.store.delete_account(account.id.clone(), by).await? {
+    match state
+        .store
+        .delete_account(account.id.clone(), by, event)
+        .await?
+    {
         DeleteOutcome::Deleted => Ok(()),
         DeleteOutcome::TotpRequired => Err(Error::TotpRequired),
         DeleteOutcome::SecondFactorSpent => Err(Error::InvalidTotpCode),

@@ -44,7 +44,7 @@ impl AccountLock {
 
     /// Start an attempt: 429 while locked, unless it comes from a `known` network; otherwise
     /// it is counted now, as if it will fail, and `succeed` takes it back.
-    pub fn begin(&self, user_id: &str, now: UnixTime, known: bool) -> Result<(), Error> {
+    pub fn begin(&self, user_id: &str, now: UnixTime, known: bool) -> Result<bool, Error> {
         let mut runs = self.runs();
         let run = runs.entry(user_id.to_string()).or_default();
         if !known {
@@ -53,15 +53,24 @@ impl AccountLock {
             })?;
         }
         run.attempts = run.attempts.saturating_add(1);
+        let mut locks = false;
         if run.attempts >= FREE_ATTEMPTS {
             let doublings = (run.attempts - FREE_ATTEMPTS).min(10);
             let until = now + (FIRST_LOCK_SECS << doublings).min(MAX_LOCK_SECS);
             if run.locked_until <= now {
+                locks = true;
                 tracing::warn!(user_id = %user_id, attempts = run.attempts, lock_secs = until - now, "account locked");
             }
             run.locked_until = until;
         }
-        Ok(())
+        Ok(locks)
+    }
+
+    /// Whether the account is locked at `now` (for networks it never logged in from).
+    pub fn is_locked(&self, user_id: &str, now: UnixTime) -> bool {
+        self.runs()
+            .get(user_id)
+            .is_some_and(|run| run.locked_until > now)
     }
 
     /// A success ends the run.
@@ -116,7 +125,7 @@ mod tests {
             assert!(t.begin("u", 100, false).is_ok());
         }
         assert_eq!(
-            retry(t.begin("u", 100, false)),
+            retry(t.begin("u", 100, false).map(drop)),
             Some(30),
             "locked after the fifth"
         );

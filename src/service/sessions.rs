@@ -1,17 +1,24 @@
 //! The caller's sessions: list, end one, log out.
 
-use crate::domain::models::{Session, SessionCaller};
+use crate::domain::audit::EventKind;
+use crate::domain::models::{ClientInfo, Session, SessionCaller};
 use crate::error::Error;
 use crate::service::state::AppState;
 
+use super::audit;
 use super::rate_limit::Bucket;
 
 /// End the caller's current session: its refresh token dies and its access tokens are refused.
-pub async fn logout(state: &AppState, who: &SessionCaller) -> Result<(), Error> {
+pub async fn logout(
+    state: &AppState,
+    who: &SessionCaller,
+    client: &ClientInfo,
+) -> Result<(), Error> {
     let session_id = &who.session_id;
+    let event = audit::in_session(state, EventKind::Logout, who, client);
     state
         .store
-        .revoke_session(who.user.id.clone(), session_id.to_string())
+        .revoke_session(who.user.id.clone(), session_id.to_string(), event)
         .await?;
     tracing::info!(user_id = %who.user.id, session_id = %session_id, "logged out");
     Ok(())
@@ -26,15 +33,22 @@ pub async fn list(state: &AppState, who: &SessionCaller) -> Result<Vec<Session>,
 }
 
 /// End one of the caller's sessions; another user's or an unknown id is `NotFound`.
-pub async fn revoke(state: &AppState, who: &SessionCaller, session_id: &str) -> Result<(), Error> {
+pub async fn revoke(
+    state: &AppState,
+    who: &SessionCaller,
+    session_id: &str,
+    client: &ClientInfo,
+) -> Result<(), Error> {
     let current = &who.session_id;
     // Each revoke is a durable write; one session must not flood the database.
     state
         .rate_limiter
         .take_for_account(Bucket::AccountWrites, &who.user.id, state.now())?;
+    let event = audit::in_session(state, EventKind::SessionRevoked, who, client)
+        .detail("revoked_session", session_id);
     if state
         .store
-        .revoke_session(who.user.id.clone(), session_id.to_string())
+        .revoke_session(who.user.id.clone(), session_id.to_string(), event)
         .await?
     {
         tracing::info!(user_id = %who.user.id, session_id = %current, revoked = %session_id, "session revoked");

@@ -1,5 +1,7 @@
 //! Issuing token pairs and rotating refresh tokens (with reuse detection and the optional grace).
 
+use crate::domain::audit::{Actor, Event, EventKind};
+use crate::domain::models::ClientInfo;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -138,9 +140,10 @@ fn well_formed(token: &str) -> bool {
 pub async fn refresh(
     state: &Arc<AppState>,
     presented: Secret,
-    client_ip: Option<std::net::IpAddr>,
+    client: ClientInfo,
 ) -> Result<TokenPair, Error> {
-    let result = exchange(state, presented, client_ip).await;
+    let client_ip = client.ip;
+    let result = exchange(state, presented, client).await;
     // Only refused tokens count against the client: a valid refresh token is never refused
     // because of what other clients behind the same address did.
     if matches!(result, Err(Error::InvalidRefreshToken)) {
@@ -154,7 +157,7 @@ pub async fn refresh(
 async fn exchange(
     state: &Arc<AppState>,
     presented: Secret,
-    client_ip: Option<std::net::IpAddr>,
+    client: ClientInfo,
 ) -> Result<TokenPair, Error> {
     if !well_formed(presented.expose()) {
         return Err(Error::InvalidRefreshToken);
@@ -169,7 +172,7 @@ async fn exchange(
     // mid-request (hyper then drops this future): otherwise a retry within the grace would find
     // a committed rotation without its successor. A spawned task runs to completion regardless.
     let state = state.clone();
-    let task = async move { rotate(&state, presented_hash, client_ip).await };
+    let task = async move { rotate(&state, presented_hash, client).await };
     tokio::spawn(tracing::Instrument::in_current_span(task))
         .await
         .unwrap_or_else(|e| {
@@ -183,15 +186,20 @@ async fn exchange(
 async fn rotate(
     state: &AppState,
     presented_hash: [u8; 32],
-    client_ip: Option<std::net::IpAddr>,
+    client: ClientInfo,
 ) -> Result<TokenPair, Error> {
     let grace = crate::clock::secs(state.config.tokens.refresh_reuse_grace);
     let _turn = state.refresh.stripe(&presented_hash).lock().await;
     let now = state.now();
     let (new_token, new_hash) = new_refresh_token();
+    // The server ends the session; the client that presented the spent token is on record.
+    let on_reuse = Event {
+        actor: Actor::System,
+        ..Event::by_user(EventKind::RefreshTokenReused, now, &client)
+    };
     let rotation = state
         .store
-        .rotate_refresh(presented_hash, new_hash, now, grace)
+        .rotate_refresh(presented_hash, new_hash, now, grace, on_reuse)
         .await?;
     match rotation {
         Rotation::Rotated(session) => {
@@ -225,7 +233,7 @@ async fn rotate(
             session_id,
             user_id,
         } => {
-            tracing::warn!(user_id = %user_id, session_id = %session_id, client = client_ip.map(tracing::field::display), "refresh token reuse detected; session ended");
+            tracing::warn!(user_id = %user_id, session_id = %session_id, client = client.ip.map(tracing::field::display), "refresh token reuse detected; session ended");
             Err(Error::InvalidRefreshToken)
         }
         Rotation::Unknown => Err(Error::InvalidRefreshToken),

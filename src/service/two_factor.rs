@@ -1,7 +1,9 @@
 //! Two-factor authentication: setup (a pending secret), verify (enable, with backup codes),
 //! disable, and the code check that login shares.
 
-use std::net::IpAddr;
+use super::audit;
+use crate::domain::audit::EventKind;
+use crate::domain::models::ClientInfo;
 
 use crate::crypto::{backup_codes, random, totp};
 use crate::domain::account::Account;
@@ -51,8 +53,9 @@ pub async fn setup(
     state: &AppState,
     who: &SessionCaller,
     password: Option<Password>,
-    ip: Option<IpAddr>,
+    client: &ClientInfo,
 ) -> Result<Enrolment, Error> {
+    let ip = client.ip;
     let (session_id, auth_time) = (&who.session_id, who.auth_time);
     let user = record(state, who).await?;
     if user.two_factor.enabled {
@@ -86,7 +89,11 @@ pub async fn setup(
     let svg = totp::qr_svg(&url).ok_or_else(|| Error::Internal("QR code rendering".into()))?;
     match state
         .store
-        .set_pending_totp(user.id, SecretBytes::new(secret.to_vec()))
+        .set_pending_totp(
+            user.id,
+            SecretBytes::new(secret.to_vec()),
+            audit::in_session(state, EventKind::TotpSetup, who, client),
+        )
         .await?
     {
         SetupOutcome::AlreadyEnabled => Err(Error::TwoFactorAlreadyEnabled),
@@ -104,8 +111,9 @@ pub async fn verify(
     state: &AppState,
     who: &SessionCaller,
     code: Secret,
-    ip: Option<IpAddr>,
+    client: &ClientInfo,
 ) -> Result<Vec<Secret>, Error> {
+    let ip = client.ip;
     let session_id = &who.session_id;
     let now = state.now();
     let user = record(state, who).await?;
@@ -131,11 +139,14 @@ pub async fn verify(
         .store
         .enable_totp(
             user.id.clone(),
-            pending,
-            step,
-            salt,
-            digests,
+            crate::store::Confirmed {
+                secret: pending,
+                step,
+                backup_salt: salt,
+                backup_digests: digests,
+            },
             session_id.to_string(),
+            audit::in_session(state, EventKind::TotpEnabled, who, client),
         )
         .await?;
     match outcome {
@@ -163,8 +174,9 @@ pub async fn disable(
     who: &SessionCaller,
     password: Password,
     code: Secret,
-    ip: Option<IpAddr>,
+    client: &ClientInfo,
 ) -> Result<(), Error> {
+    let ip = client.ip;
     let session_id = &who.session_id;
     let user = record(state, who).await?;
     if !user.two_factor.enabled {
@@ -185,7 +197,12 @@ pub async fn disable(
         tracing::info!(user_id = %user.id, session_id = %session_id, client = ip.map(tracing::field::display), "2FA disable: wrong code");
         return Err(Error::InvalidTotpConfirmation);
     };
-    match state.store.disable_totp(user.id.clone(), used).await? {
+    let event = audit::in_session(state, EventKind::TotpDisabled, who, client);
+    match state
+        .store
+        .disable_totp(user.id.clone(), used, event)
+        .await?
+    {
         DisableOutcome::Disabled => {
             guess.succeeded();
             tracing::info!(user_id = %user.id, session_id = %session_id, client = ip.map(tracing::field::display), "two-factor authentication disabled");

@@ -4,6 +4,9 @@ use redb::ReadableTable;
 
 use crate::domain::account::{Account, AccountChange};
 
+use crate::domain::audit::{Event, EventKind};
+
+use super::audit::append;
 use super::records::decode_user;
 use super::rows::{get_user, put_user};
 use super::schema;
@@ -35,10 +38,12 @@ impl Store {
         &self,
         user_id: String,
         change: AccountChange,
+        event: Event,
     ) -> Result<Account, StoreError> {
         self.write_if_changed(move |tx| {
             let mut user = get_user(tx, &user_id)?;
             let disable = change == AccountChange::Disable;
+            let plan_before = user.plan.clone();
             if !user.apply(change) {
                 return Ok((user, Changed::No));
             }
@@ -46,6 +51,13 @@ impl Store {
                 delete_sessions_where(tx, &user_id, |_| true)?;
             }
             put_user(tx, &user)?;
+            let event = match event.kind {
+                EventKind::PlanChanged => event
+                    .detail("from", plan_before)
+                    .detail("to", user.plan.as_str()),
+                _ => event,
+            };
+            append(tx, &[event.user(&user_id)])?;
             Ok((user, Changed::Yes))
         })
         .await

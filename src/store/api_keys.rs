@@ -10,6 +10,9 @@ use crate::domain::models::ApiKey;
 
 use crate::domain::account::Account;
 
+use crate::domain::audit::Event;
+
+use super::audit::append;
 use super::records::{decode, decode_user, encode, ApiKeyRecord, RECORD_VERSION};
 use super::schema::{API_KEYS, API_KEYS_BY_ID, API_KEYS_BY_USER, USERS};
 use super::{newest_first, Changed, Store, StoreError};
@@ -80,6 +83,7 @@ impl Store {
         &self,
         key: ApiKey,
         max_per_user: usize,
+        event: Event,
     ) -> Result<KeyCreateOutcome, StoreError> {
         self.write_if_changed(move |tx| {
             let existing = keys_of(
@@ -121,6 +125,7 @@ impl Store {
                 .insert(record.id.as_str(), record.hash.as_slice())?;
             tx.open_multimap_table(API_KEYS_BY_USER)?
                 .insert(record.user_id.as_str(), record.id.as_str())?;
+            append(tx, &[event])?;
             Ok((KeyCreateOutcome::Created, Changed::Yes))
         })
         .await
@@ -151,6 +156,7 @@ impl Store {
         &self,
         user_id: String,
         key_id: String,
+        event: Event,
     ) -> Result<bool, StoreError> {
         self.write_if_changed(move |tx| {
             let hash = {
@@ -172,6 +178,7 @@ impl Store {
             match record {
                 Some(k) if k.user_id == user_id => {
                     delete_key(tx, &k)?;
+                    append(tx, &[event])?;
                     Ok((true, Changed::Yes))
                 }
                 _ => Ok((false, Changed::No)),
@@ -263,21 +270,33 @@ mod tests {
         let store = Store::open(&tmp.path().join("db.redb")).expect("open");
         assert_eq!(
             store
-                .create_api_key(key("key-1", 1, "u1", 10), 2)
+                .create_api_key(
+                    key("key-1", 1, "u1", 10),
+                    2,
+                    crate::store::audit::test_event()
+                )
                 .await
                 .expect("c"),
             KeyCreateOutcome::Created
         );
         assert_eq!(
             store
-                .create_api_key(key("key-2", 2, "u1", 11), 2)
+                .create_api_key(
+                    key("key-2", 2, "u1", 11),
+                    2,
+                    crate::store::audit::test_event()
+                )
                 .await
                 .expect("c"),
             KeyCreateOutcome::Created
         );
         assert_eq!(
             store
-                .create_api_key(key("key-3", 3, "u1", 12), 2)
+                .create_api_key(
+                    key("key-3", 3, "u1", 12),
+                    2,
+                    crate::store::audit::test_event()
+                )
                 .await
                 .expect("c"),
             KeyCreateOutcome::LimitReached
@@ -304,15 +323,27 @@ mod tests {
             .expect("k1");
         assert_eq!(k1.last_used_at, Some(15));
         assert!(!store
-            .revoke_api_key("u2".into(), "key-1".into())
+            .revoke_api_key(
+                "u2".into(),
+                "key-1".into(),
+                crate::store::audit::test_event()
+            )
             .await
             .expect("other user"));
         assert!(store
-            .revoke_api_key("u1".into(), "key-1".into())
+            .revoke_api_key(
+                "u1".into(),
+                "key-1".into(),
+                crate::store::audit::test_event()
+            )
             .await
             .expect("owner"));
         assert!(!store
-            .revoke_api_key("u1".into(), "key-1".into())
+            .revoke_api_key(
+                "u1".into(),
+                "key-1".into(),
+                crate::store::audit::test_event()
+            )
             .await
             .expect("gone"));
         // Expired keys leave the list and free their slot.
@@ -323,7 +354,11 @@ mod tests {
             .is_empty());
         assert_eq!(
             store
-                .create_api_key(key("key-4", 4, "u1", 200), 1)
+                .create_api_key(
+                    key("key-4", 4, "u1", 200),
+                    1,
+                    crate::store::audit::test_event()
+                )
                 .await
                 .expect("c"),
             KeyCreateOutcome::Created

@@ -6,6 +6,9 @@ use redb::{ReadableTable, WriteTransaction};
 use crate::clock::UnixTime;
 use crate::crypto::keys::KeyPair;
 
+use crate::domain::audit::Event;
+
+use super::audit::append;
 use super::records::{decode, encode, SigningKeyRecord, RECORD_VERSION};
 use super::schema::SIGNING_KEYS;
 use super::{Store, StoreError};
@@ -96,6 +99,7 @@ impl Store {
         &self,
         now: UnixTime,
         keep_for: i64,
+        event: Event,
     ) -> Result<Vec<StoredKey>, StoreError> {
         self.write(move |tx| {
             let mut records = load(tx, now, keep_for)?;
@@ -106,7 +110,10 @@ impl Store {
                 table.insert(kid.as_str(), encode(r)?.as_slice())?;
             }
             drop(table);
-            records.push(insert_new(tx, now)?);
+            let new = insert_new(tx, now)?;
+            let kid = KeyPair::from_seed(&new.seed).kid().to_string();
+            records.push(new);
+            append(tx, &[event.detail("kid", kid)])?;
             Ok(stored(records))
         })
         .await
@@ -132,7 +139,10 @@ mod tests {
             first[0].pair.kid(),
             "reused, not replaced"
         );
-        let rotated = store.rotate_signing_key(300, 900).await.expect("rotate");
+        let rotated = store
+            .rotate_signing_key(300, 900, crate::store::audit::test_event())
+            .await
+            .expect("rotate");
         assert_eq!(rotated.len(), 2);
         assert_eq!(rotated[0].retired_at, Some(300));
         assert_eq!(rotated[1].retired_at, None);

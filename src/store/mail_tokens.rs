@@ -9,6 +9,9 @@ use crate::domain::account::{Account, SecondFactorUse};
 use crate::domain::mail::{OutgoingMail, TokenKind};
 use crate::secret::Secret;
 
+use crate::domain::audit::Event;
+
+use super::audit::{append, with_factor};
 use super::outbox::queue_mail;
 use super::records::{decode, decode_user, encode, MailTokenRecord, RECORD_VERSION};
 use super::rows::{get_user, put_user};
@@ -110,6 +113,7 @@ impl Store {
         &self,
         hash: [u8; 32],
         now: UnixTime,
+        event: Event,
     ) -> Result<Verified, StoreError> {
         self.write_if_changed(move |tx| {
             let Some(token) = take(tx, &hash, TokenKind::Verify, now)? else {
@@ -119,8 +123,11 @@ impl Store {
             if !user.email.eq_ignore_ascii_case(&token.email) {
                 return Ok((Verified::Invalid, Changed::Yes));
             }
-            user.email_verified_at.get_or_insert(now);
-            put_user(tx, &user)?;
+            if user.email_verified_at.is_none() {
+                user.email_verified_at = Some(now);
+                put_user(tx, &user)?;
+                append(tx, &[event.user(&user.id)])?;
+            }
             Ok((Verified::Done(user.id), Changed::Yes))
         })
         .await
@@ -162,6 +169,7 @@ impl Store {
         new_hash: Secret,
         used: Option<SecondFactorUse>,
         now: UnixTime,
+        event: Event,
     ) -> Result<Reset, StoreError> {
         self.write_if_changed(move |tx| {
             let Some(token) = peek(tx, &hash, TokenKind::Reset, now)? else {
@@ -180,6 +188,7 @@ impl Store {
             user.email_verified_at.get_or_insert(now);
             put_user(tx, &user)?;
             delete_sessions_where(tx, &user.id, |_| true)?;
+            append(tx, &with_factor(event.user(&user.id), used.as_ref()))?;
             Ok((Reset::Done(Box::new(user)), Changed::Yes))
         })
         .await
@@ -193,6 +202,7 @@ impl Store {
         &self,
         hash: [u8; 32],
         now: UnixTime,
+        event: Event,
     ) -> Result<EmailChange, StoreError> {
         self.write_if_changed(move |tx| {
             let Some(token) = take(tx, &hash, TokenKind::Change, now)? else {
@@ -212,6 +222,11 @@ impl Store {
             let old = std::mem::replace(&mut user.email, token.email.clone());
             user.email_verified_at = Some(now);
             put_user(tx, &user)?;
+            let event = event
+                .user(&user.id)
+                .detail("from", old.as_str())
+                .detail("to", token.email.as_str());
+            append(tx, &[event])?;
             Ok((EmailChange::Done(user.id, old, token.email), Changed::Yes))
         })
         .await

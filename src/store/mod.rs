@@ -25,6 +25,7 @@
 
 mod admin;
 mod api_keys;
+mod audit;
 mod keys;
 mod mail_tokens;
 mod maintenance;
@@ -46,13 +47,14 @@ use std::sync::Arc;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
 pub use api_keys::KeyCreateOutcome;
+pub use audit::{AuditQuery, AuditWalk, Tamper};
 pub use keys::StoredKey;
 pub use mail_tokens::{
     EmailChange, NewMailToken, Reset as MailTokenReset, Verified as MailTokenVerified,
 };
 pub use maintenance::{check_backup, check_backup_file, hold_database};
 pub use sessions::{NewSession, Rotation};
-pub use two_factor::{DisableOutcome, EnableOutcome, SetupOutcome};
+pub use two_factor::{Confirmed, DisableOutcome, EnableOutcome, SetupOutcome};
 pub use users::{CreateOutcome, DeleteBy, DeleteOutcome, NewUser, StartOutcome};
 
 /// Why the store failed. A missing row is never an error (`Ok(None)`), and a failure is never a
@@ -219,8 +221,9 @@ impl Store {
                     sessions::index_sessions_by_age(&tx)?;
                     meta.insert("schema_version", schema::SCHEMA_VERSION)?;
                 }
-                // 2 -> 3 only added the outbox and the mail tokens, which `each_table` creates.
-                Some(2) => {
+                // 2 -> 3 added the outbox and the mail tokens, 3 -> 4 the audit log: new tables
+                // only, which `each_table` creates.
+                Some(2 | 3) => {
                     meta.insert("schema_version", schema::SCHEMA_VERSION)?;
                 }
                 Some(_) => {}

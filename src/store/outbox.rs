@@ -177,7 +177,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_schema_2_database_gains_the_outbox() {
+    async fn a_schema_2_database_gains_the_outbox_and_the_audit_log() {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join("db.redb");
         {
@@ -192,8 +192,14 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let store = Store::open(&path).expect("open migrates");
-        assert_eq!(store.schema_version().await.expect("version"), 3);
+        assert_eq!(store.schema_version().await.expect("version"), 4);
         store.queue_mail(mail("a@x.test"), 1).await.expect("queue");
         assert_eq!(store.queued_mail_count().await.expect("count"), 1);
+        // And the audit log (schema 4) starts its chain there.
+        let event =
+            crate::domain::audit::Event::by_system(crate::domain::audit::EventKind::BackupTaken, 1);
+        store.record_events(vec![event]).await.expect("record");
+        let walk = store.walk_audit(None).await.expect("walk");
+        assert_eq!((walk.count, walk.broken), (1, None));
     }
 }

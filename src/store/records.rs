@@ -250,8 +250,53 @@ versioned!(
     SigningKeyRecord,
     ApiKeyRecord,
     OutboxRecord,
-    MailTokenRecord
+    MailTokenRecord,
+    AuditRecord,
+    AuditAnchorRecord
 );
+
+/// A security event in the audit chain. Its stored bytes are what the next entry's `prev` hashes,
+/// so an entry is never re-encoded once written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Record version.
+    pub v: u32,
+    /// Its number, also its key: a moved entry no longer matches its place.
+    pub seq: u64,
+    /// When.
+    pub at: UnixTime,
+    /// `EventKind` name.
+    pub kind: String,
+    /// The account, if any.
+    pub user_id: Option<String>,
+    /// `Actor` name.
+    pub actor: String,
+    /// Client address.
+    pub ip: Option<String>,
+    /// Client `User-Agent`.
+    pub user_agent: Option<String>,
+    /// Session acted in or on.
+    pub session_id: Option<String>,
+    /// API key acted on.
+    pub key_id: Option<String>,
+    /// Type-specific facts.
+    pub detail: Vec<(String, String)>,
+    /// SHA-256 of the previous entry's stored bytes.
+    pub prev: [u8; 32],
+}
+
+/// What the oldest kept audit entry links to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditAnchorRecord {
+    /// Record version.
+    pub v: u32,
+    /// The last pruned entry's number.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: [u8; 32],
+    /// How many were pruned in all.
+    pub pruned: u64,
+}
 
 /// A one-time token sent by mail, stored under the SHA-256 of the token.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ use redb::{Key, MultimapTableDefinition, TableDefinition, Value};
 use super::StoreError;
 
 /// The schema this build reads and writes. Opening a file with a newer one is refused.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// `schema_version` and other single values.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -44,6 +44,14 @@ pub const MAIL_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("mai
 pub const LATEST_MAIL_TOKEN: TableDefinition<&str, &[u8]> =
     TableDefinition::new("latest_mail_token");
 
+/// sequence number -> CBOR `AuditRecord`: the security log, a hash chain in this order.
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// (user id, sequence number) of each event of a user, for their activity page.
+pub const AUDIT_BY_USER: TableDefinition<(&str, u64), ()> = TableDefinition::new("audit_by_user");
+/// "anchor" -> CBOR `AuditAnchorRecord`: what the oldest kept entry links to once older ones
+/// are pruned.
+pub const AUDIT_META: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_meta");
+
 /// Something done to every table alike: opening it at start, copying it into a backup.
 pub(super) trait EachTable {
     /// A plain table.
@@ -73,5 +81,8 @@ pub(super) fn each_table(v: &mut impl EachTable) -> Result<(), StoreError> {
     v.multimap(API_KEYS_BY_USER)?;
     v.table(OUTBOX)?;
     v.table(MAIL_TOKENS)?;
-    v.table(LATEST_MAIL_TOKEN)
+    v.table(LATEST_MAIL_TOKEN)?;
+    v.table(AUDIT)?;
+    v.table(AUDIT_BY_USER)?;
+    v.table(AUDIT_META)
 }

@@ -15,6 +15,9 @@ use crate::domain::models::Session;
 use crate::domain::account::Account;
 use crate::domain::lineage::Presented;
 
+use crate::domain::audit::Event;
+
+use super::audit::append;
 use super::records::{decode, decode_user, encode, SessionRecord, RECORD_VERSION};
 use super::schema::{REFRESH_TOKENS, SESSIONS, SESSIONS_BY_USER_V1, USERS, USER_SESSIONS};
 use super::{newest_first, Changed, Store, StoreError};
@@ -251,6 +254,7 @@ impl Store {
         new_hash: [u8; 32],
         now: UnixTime,
         grace_secs: i64,
+        on_reuse: Event,
     ) -> Result<Rotation, StoreError> {
         self.write_if_changed(move |tx| {
             let session_id = {
@@ -286,6 +290,7 @@ impl Store {
                 Presented::Reused => {
                     delete_session(tx, &s)?;
                     let (session_id, user_id) = (s.id, s.user_id);
+                    append(tx, &[on_reuse.user(&user_id).session(&session_id)])?;
                     return Ok((
                         Rotation::Reused {
                             session_id,
@@ -309,15 +314,18 @@ impl Store {
         .await
     }
 
-    /// End a session if it belongs to `user_id`. Returns whether one was ended.
+    /// End a session if it belongs to `user_id`, recording `event`. Returns whether one was
+    /// ended.
     pub async fn revoke_session(
         &self,
         user_id: String,
         session_id: String,
+        event: Event,
     ) -> Result<bool, StoreError> {
         self.write_if_changed(move |tx| match get_session(tx, &session_id)? {
             Some(s) if s.user_id == user_id => {
                 delete_session(tx, &s)?;
+                append(tx, &[event])?;
                 Ok((true, Changed::Yes))
             }
             _ => Ok((false, Changed::No)),
@@ -403,13 +411,13 @@ mod tests {
     async fn rotation_then_reuse_ends_the_session() {
         let (_tmp, store) = store_with_session().await;
         let r = store
-            .rotate_refresh([1; 32], [2; 32], 110, 0)
+            .rotate_refresh([1; 32], [2; 32], 110, 0, crate::store::audit::test_event())
             .await
             .expect("rotate");
         assert!(matches!(r, Rotation::Rotated(ref s) if s.last_used_at == 110));
         assert!(matches!(
             store
-                .rotate_refresh([1; 32], [3; 32], 111, 0)
+                .rotate_refresh([1; 32], [3; 32], 111, 0, crate::store::audit::test_event())
                 .await
                 .expect("reuse"),
             Rotation::Reused { .. }
@@ -417,7 +425,7 @@ mod tests {
         // The successor died with the session.
         assert_eq!(
             store
-                .rotate_refresh([2; 32], [4; 32], 112, 0)
+                .rotate_refresh([2; 32], [4; 32], 112, 0, crate::store::audit::test_event())
                 .await
                 .expect("dead"),
             Rotation::Unknown
@@ -433,12 +441,12 @@ mod tests {
     async fn the_predecessor_within_grace_changes_nothing() {
         let (_tmp, store) = store_with_session().await;
         store
-            .rotate_refresh([1; 32], [2; 32], 110, 10)
+            .rotate_refresh([1; 32], [2; 32], 110, 10, crate::store::audit::test_event())
             .await
             .expect("rotate");
         assert_eq!(
             store
-                .rotate_refresh([1; 32], [3; 32], 120, 10)
+                .rotate_refresh([1; 32], [3; 32], 120, 10, crate::store::audit::test_event())
                 .await
                 .expect("grace"),
             Rotation::WithinGrace {
@@ -448,7 +456,7 @@ mod tests {
         // Past the grace it is reuse.
         assert!(matches!(
             store
-                .rotate_refresh([1; 32], [3; 32], 121, 10)
+                .rotate_refresh([1; 32], [3; 32], 121, 10, crate::store::audit::test_event())
                 .await
                 .expect("reuse"),
             Rotation::Reused { .. }
@@ -460,7 +468,7 @@ mod tests {
         let (_tmp, store) = store_with_session().await;
         assert_eq!(
             store
-                .rotate_refresh([1; 32], [2; 32], 1100, 0)
+                .rotate_refresh([1; 32], [2; 32], 1100, 0, crate::store::audit::test_event())
                 .await
                 .expect("expired"),
             Rotation::Unknown
@@ -477,7 +485,13 @@ mod tests {
         let (_tmp, store) = store_with_session().await;
         for i in 1..=(crate::domain::lineage::REMEMBERED_PREDECESSORS as u8 + 2) {
             let r = store
-                .rotate_refresh([i; 32], [i + 1; 32], 100, 0)
+                .rotate_refresh(
+                    [i; 32],
+                    [i + 1; 32],
+                    100,
+                    0,
+                    crate::store::audit::test_event(),
+                )
                 .await
                 .expect("rotate");
             assert!(matches!(r, Rotation::Rotated(_)));
@@ -485,7 +499,7 @@ mod tests {
         // Token 1 was forgotten: unknown, and the session lives on.
         assert_eq!(
             store
-                .rotate_refresh([1; 32], [99; 32], 100, 0)
+                .rotate_refresh([1; 32], [99; 32], 100, 0, crate::store::audit::test_event())
                 .await
                 .expect("old"),
             Rotation::Unknown
@@ -510,7 +524,7 @@ mod tests {
             .expect("insert");
         assert_eq!(
             store
-                .rotate_refresh([1; 32], [3; 32], 5000, 0)
+                .rotate_refresh([1; 32], [3; 32], 5000, 0, crate::store::audit::test_event())
                 .await
                 .expect("gone"),
             Rotation::Unknown
@@ -603,15 +617,27 @@ mod tests {
     async fn only_the_owner_revokes() {
         let (_tmp, store) = store_with_session().await;
         assert!(!store
-            .revoke_session("user-2".into(), "ses-1".into())
+            .revoke_session(
+                "user-2".into(),
+                "ses-1".into(),
+                crate::store::audit::test_event()
+            )
             .await
             .expect("other"));
         assert!(store
-            .revoke_session("user-1".into(), "ses-1".into())
+            .revoke_session(
+                "user-1".into(),
+                "ses-1".into(),
+                crate::store::audit::test_event()
+            )
             .await
             .expect("owner"));
         assert!(!store
-            .revoke_session("user-1".into(), "ses-1".into())
+            .revoke_session(
+                "user-1".into(),
+                "ses-1".into(),
+                crate::store::audit::test_event()
+            )
             .await
             .expect("gone"));
     }

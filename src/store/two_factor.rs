@@ -4,6 +4,9 @@
 use crate::domain::account::{Account, EnableRefused, SecondFactorUse};
 use crate::secret::SecretBytes;
 
+use crate::domain::audit::Event;
+
+use super::audit::{append, with_factor};
 use super::records::decode_user;
 use super::rows::{get_user, put_user};
 use super::sessions::delete_sessions_where;
@@ -40,12 +43,27 @@ pub enum EnableOutcome {
     PendingChanged,
 }
 
+/// What confirming enrolment turns on: the pending secret the code was checked against, the
+/// step it matched, and the backup codes' salt and digests.
+#[derive(Debug)]
+pub struct Confirmed {
+    /// The pending secret that was checked.
+    pub secret: SecretBytes,
+    /// The TOTP step the code matched (used up).
+    pub step: i64,
+    /// Salt of the backup-code digests.
+    pub backup_salt: [u8; 16],
+    /// The backup codes' digests.
+    pub backup_digests: Vec<[u8; 32]>,
+}
+
 impl Store {
     /// Keep `secret` as the user's unconfirmed TOTP secret.
     pub async fn set_pending_totp(
         &self,
         user_id: String,
         secret: SecretBytes,
+        event: Event,
     ) -> Result<SetupOutcome, StoreError> {
         self.write_if_changed(move |tx| {
             let mut user = get_user(tx, &user_id)?;
@@ -54,6 +72,7 @@ impl Store {
             }
             user.two_factor.pending = Some(secret);
             put_user(tx, &user)?;
+            append(tx, &[event])?;
             Ok((SetupOutcome::Pending, Changed::Yes))
         })
         .await
@@ -65,17 +84,21 @@ impl Store {
     pub async fn enable_totp(
         &self,
         user_id: String,
-        confirmed: SecretBytes,
-        step: i64,
-        backup_salt: [u8; 16],
-        backup_digests: Vec<[u8; 32]>,
+        confirmed: Confirmed,
         keep_session: String,
+        event: Event,
     ) -> Result<EnableOutcome, StoreError> {
         self.write_if_changed(move |tx| {
             let mut user = get_user(tx, &user_id)?;
+            let Confirmed {
+                secret,
+                step,
+                backup_salt,
+                backup_digests,
+            } = confirmed;
             match user
                 .two_factor
-                .enable(&confirmed, step, backup_salt, backup_digests)
+                .enable(&secret, step, backup_salt, backup_digests)
             {
                 Err(EnableRefused::AlreadyEnabled) => {
                     return Ok((EnableOutcome::AlreadyEnabled, Changed::No))
@@ -87,6 +110,7 @@ impl Store {
             }
             put_user(tx, &user)?;
             delete_sessions_where(tx, &user_id, |s| s.id != keep_session)?;
+            append(tx, &[event])?;
             Ok((EnableOutcome::Enabled, Changed::Yes))
         })
         .await
@@ -98,6 +122,7 @@ impl Store {
         &self,
         user_id: String,
         used: SecondFactorUse,
+        event: Event,
     ) -> Result<DisableOutcome, StoreError> {
         self.write_if_changed(move |tx| {
             let mut user = get_user(tx, &user_id)?;
@@ -109,6 +134,7 @@ impl Store {
             }
             user.two_factor.clear();
             put_user(tx, &user)?;
+            append(tx, &with_factor(event, Some(&used)))?;
             Ok((DisableOutcome::Disabled, Changed::Yes))
         })
         .await

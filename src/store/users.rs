@@ -7,6 +7,9 @@ use crate::secret::Secret;
 
 use crate::domain::account::{Account, SecondFactorUse, TwoFactor};
 
+use crate::domain::audit::Event;
+
+use super::audit::{append, with_factor};
 use super::records::decode_user;
 use super::rows::{delete_user, get_user, put_user};
 use super::schema::{USERS, USERS_BY_EMAIL};
@@ -80,6 +83,7 @@ impl Store {
         &self,
         user: NewUser,
         session: NewSession,
+        events: Vec<Event>,
     ) -> Result<CreateOutcome, StoreError> {
         self.write_if_changed(move |tx| {
             let mut index = tx.open_table(USERS_BY_EMAIL)?;
@@ -102,6 +106,7 @@ impl Store {
             };
             put_user(tx, &record)?;
             insert_session(tx, session)?;
+            append(tx, &events)?;
             Ok((CreateOutcome::Created, Changed::Yes))
         })
         .await
@@ -115,6 +120,7 @@ impl Store {
         session: NewSession,
         rehash: Option<Secret>,
         second_factor: Option<SecondFactorUse>,
+        event: Event,
     ) -> Result<StartOutcome, StoreError> {
         self.write_if_changed(move |tx| {
             let mut user = get_user(tx, &session.user_id)?;
@@ -138,6 +144,7 @@ impl Store {
             remember_network(&mut user, &session);
             put_user(tx, &user)?;
             insert_session(tx, session)?;
+            append(tx, &with_factor(event, second_factor.as_ref()))?;
             Ok((StartOutcome::Started, Changed::Yes))
         })
         .await
@@ -149,12 +156,14 @@ impl Store {
         user_id: String,
         new_hash: Secret,
         keep_session: String,
+        event: Event,
     ) -> Result<(), StoreError> {
         self.write(move |tx| {
             let mut user = get_user(tx, &user_id)?;
             user.password_hash = new_hash;
             put_user(tx, &user)?;
-            delete_sessions_where(tx, &user_id, |s| s.id != keep_session)
+            delete_sessions_where(tx, &user_id, |s| s.id != keep_session)?;
+            append(tx, &[event])
         })
         .await
     }
@@ -166,6 +175,7 @@ impl Store {
         &self,
         user_id: String,
         by: DeleteBy,
+        event: Event,
     ) -> Result<DeleteOutcome, StoreError> {
         self.write_if_changed(move |tx| {
             let mut user = get_user(tx, &user_id)?;
@@ -184,6 +194,12 @@ impl Store {
             tx.open_table(USERS_BY_EMAIL)?
                 .remove(user.email.to_ascii_lowercase().as_str())?;
             delete_user(tx, &user_id)?;
+            let used = match &by {
+                DeleteBy::User(used) => used.as_ref(),
+                DeleteBy::Operator => None,
+            };
+            let event = event.user(&user_id).detail("email", user.email);
+            append(tx, &with_factor(event, used))?;
             Ok((DeleteOutcome::Deleted, Changed::Yes))
         })
         .await

@@ -117,7 +117,7 @@ async fn every_family_has_help_and_promtool_finds_no_problem() {
             .lines()
             .filter_map(|l| l.strip_prefix("# HELP "))
             .collect();
-        assert_eq!(types, 14, "{text}");
+        assert_eq!(types, 15, "{text}");
         assert_eq!(helps.len(), types, "{text}");
         assert!(
             helps

@@ -104,7 +104,7 @@ pub async fn refresh(
     let presented = dto
         .refresh_token
         .ok_or(Error::field("refresh_token", "required"))?;
-    let pair = tokens::refresh(state, presented, ctx.client.ip).await?;
+    let pair = tokens::refresh(state, presented, ctx.client).await?;
     Ok(json(StatusCode::OK, &dto::refreshed(&pair)))
 }
 
@@ -131,7 +131,7 @@ pub async fn change_password(
             return Err(Error::field(field, "required"));
         }
     };
-    lifecycle::change_password(state, &ctx.caller, current, new, ctx.client.ip).await?;
+    lifecycle::change_password(state, &ctx.caller, current, new, &ctx.client).await?;
     Ok(message(StatusCode::OK, "password_changed"))
 }
 
@@ -143,7 +143,7 @@ pub async fn delete_account(
 ) -> Result<Response<Body>, Error> {
     let dto: DeleteAccountRequest = ctx.json(req).await?;
     let password = dto.password.ok_or(Error::field("password", "required"))?;
-    lifecycle::delete_account(state, &ctx.caller, password, dto.totp_code, ctx.client.ip).await?;
+    lifecycle::delete_account(state, &ctx.caller, password, dto.totp_code, &ctx.client).await?;
     Ok(message(StatusCode::OK, "account_deleted"))
 }
 
@@ -164,7 +164,7 @@ pub async fn verify_email(
 ) -> Result<Response<Body>, Error> {
     let dto: TokenRequest = ctx.json(req).await?;
     let token = dto.token.ok_or(Error::field("token", "required"))?;
-    email::verify(state, token).await?;
+    email::verify(state, token, &ctx.client).await?;
     Ok(message(StatusCode::OK, "email_verified"))
 }
 
@@ -194,7 +194,7 @@ pub async fn reset_password(
             return Err(Error::field(field, "required"));
         }
     };
-    email::reset_password(state, token, password, dto.totp_code, ctx.client.ip).await?;
+    email::reset_password(state, token, password, dto.totp_code, &ctx.client).await?;
     Ok(message(StatusCode::OK, "password_reset"))
 }
 
@@ -224,6 +224,6 @@ pub async fn confirm_email_change(
 ) -> Result<Response<Body>, Error> {
     let dto: TokenRequest = ctx.json(req).await?;
     let token = dto.token.ok_or(Error::field("token", "required"))?;
-    email::confirm_email_change(state, token).await?;
+    email::confirm_email_change(state, token, &ctx.client).await?;
     Ok(message(StatusCode::OK, "email_changed"))
 }

@@ -20,7 +20,7 @@ pub async fn create(
 ) -> Result<Response<Body>, Error> {
     let dto: CreateApiKeyRequest = ctx.json(req).await?;
     let request = parse_key_request(state, dto)?;
-    let (secret, key) = api_keys::create(state, &ctx.caller, request).await?;
+    let (secret, key) = api_keys::create(state, &ctx.caller, request, &ctx.client).await?;
     Ok(json(
         StatusCode::CREATED,
         &CreatedApiKey::new(&secret, &key),
@@ -76,6 +76,6 @@ pub async fn revoke(
     ctx: Ctx<SessionCaller>,
     id: &str,
 ) -> Result<Response<Body>, Error> {
-    api_keys::revoke(state, &ctx.caller, id).await?;
+    api_keys::revoke(state, &ctx.caller, id, &ctx.client).await?;
     Ok(message(StatusCode::OK, "api_key_revoked"))
 }

@@ -2,6 +2,7 @@
 //! service, encode the response. Rules live in `service`.
 
 pub mod accounts;
+pub mod activity;
 pub mod api_keys;
 pub mod health;
 pub mod sessions;

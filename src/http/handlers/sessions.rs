@@ -12,7 +12,7 @@ use crate::service::state::AppState;
 
 /// `POST /v1/auth/logout` → `{message_code: "logged_out"}`.
 pub async fn logout(state: &AppState, ctx: Ctx<SessionCaller>) -> Result<Response<Body>, Error> {
-    sessions::logout(state, &ctx.caller).await?;
+    sessions::logout(state, &ctx.caller, &ctx.client).await?;
     Ok(message(StatusCode::OK, "logged_out"))
 }
 
@@ -32,6 +32,6 @@ pub async fn revoke(
     ctx: Ctx<SessionCaller>,
     id: &str,
 ) -> Result<Response<Body>, Error> {
-    sessions::revoke(state, &ctx.caller, id).await?;
+    sessions::revoke(state, &ctx.caller, id, &ctx.client).await?;
     Ok(message(StatusCode::OK, "session_revoked"))
 }

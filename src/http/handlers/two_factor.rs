@@ -21,7 +21,7 @@ pub async fn setup(
 ) -> Result<Response<Body>, Error> {
     let dto: Option<TotpSetupRequest> = ctx.optional_json(req).await?;
     let password = dto.and_then(|d| d.password);
-    let e = two_factor::setup(state, &ctx.caller, password, ctx.client.ip).await?;
+    let e = two_factor::setup(state, &ctx.caller, password, &ctx.client).await?;
     let body = TotpSetupResponse {
         secret: e.secret.expose(),
         qr_code_url: e.qr_code_url.expose(),
@@ -38,7 +38,7 @@ pub async fn verify(
 ) -> Result<Response<Body>, Error> {
     let dto: TotpVerifyRequest = ctx.json(req).await?;
     let code = dto.code.ok_or(Error::field("code", "required"))?;
-    let codes = two_factor::verify(state, &ctx.caller, code, ctx.client.ip).await?;
+    let codes = two_factor::verify(state, &ctx.caller, code, &ctx.client).await?;
     let body = TotpEnabledResponse {
         message_code: "2fa_enabled",
         backup_codes: codes.iter().map(|c| c.expose()).collect(),
@@ -60,6 +60,6 @@ pub async fn disable(
             return Err(Error::field(field, "required"));
         }
     };
-    two_factor::disable(state, &ctx.caller, password, code, ctx.client.ip).await?;
+    two_factor::disable(state, &ctx.caller, password, code, &ctx.client).await?;
     Ok(message(StatusCode::OK, "2fa_disabled"))
 }

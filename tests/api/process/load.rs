@@ -45,7 +45,10 @@ fn fifty_concurrent_logins_at_the_default_cost_stay_under_1_gib() {
                 network: None,
                 refresh_hash: [i as u8; 32],
             };
-            store.create_account(user, session).await.expect("create");
+            store
+                .create_account(user, session, Vec::new())
+                .await
+                .expect("create");
         }
     });
     drop(rt);
