@@ -269,7 +269,7 @@ impl Store {
     }
 
     /// Damage the log as an attacker with write access to the file would, for tests of
-    /// `audit verify`: rewrite entry `seq` with another kind, delete it, or swap it with the next.
+    /// `audit verify`: see `Tamper`.
     #[doc(hidden)]
     pub async fn tamper_audit(&self, seq: u64, how: Tamper) -> Result<(), StoreError> {
         self.write(move |tx| {
@@ -287,6 +287,27 @@ impl Store {
                 }
                 Tamper::Delete => {
                     log.remove(seq)?;
+                }
+                Tamper::Rewrite => {
+                    let mut r: AuditRecord = decode("audit", &bytes)?;
+                    r.kind = EventKind::LoginSucceeded.as_str().into();
+                    r.ip = Some("192.0.2.1".into());
+                    let mut fresh = encode(&r)?;
+                    log.insert(seq, fresh.as_slice())?;
+                    let later: Vec<u64> = log
+                        .range(seq + 1..)?
+                        .map(|i| i.map(|(k, _)| k.value()))
+                        .collect::<Result<_, _>>()?;
+                    for k in later {
+                        let old = log
+                            .get(k)?
+                            .map(|v| v.value().to_vec())
+                            .ok_or_else(|| StoreError::Corrupt(format!("no audit entry {k}")))?;
+                        let mut r: AuditRecord = decode("audit", &old)?;
+                        r.prev = sha256(&fresh);
+                        fresh = encode(&r)?;
+                        log.insert(k, fresh.as_slice())?;
+                    }
                 }
                 Tamper::SwapWithNext => {
                     let next = log
@@ -315,6 +336,9 @@ pub enum Tamper {
     Delete,
     /// Exchange it with the entry after it.
     SwapWithNext,
+    /// Change its content and re-link every later entry, as an attacker who knows the format
+    /// would: the chain holds, and only a checkpoint taken before shows the rewrite.
+    Rewrite,
 }
 
 /// An event for store tests that need one.
@@ -432,5 +456,18 @@ mod tests {
             let broken = walk.broken.expect("broken");
             assert_eq!(broken.seq, at, "{how:?}: {}", broken.why);
         }
+    }
+
+    #[tokio::test]
+    async fn a_rewrite_that_relinks_the_chain_changes_the_hash_a_checkpoint_kept() {
+        let (s, _d) = store().await;
+        for i in 0..5 {
+            s.record_events(vec![event(i, "a")]).await.expect("record");
+        }
+        let before = s.walk_audit(Some(4)).await.expect("walk").hash_at;
+        s.tamper_audit(2, Tamper::Rewrite).await.expect("tamper");
+        let after = s.walk_audit(Some(4)).await.expect("walk");
+        assert_eq!(after.broken, None, "the chain itself holds");
+        assert_ne!(after.hash_at, before, "but entry 4's hash moved");
     }
 }

@@ -3,6 +3,7 @@
 //! module tests one subject.
 
 mod admin;
+mod audit;
 mod cli;
 mod durability;
 mod lifecycle;
