@@ -172,7 +172,7 @@ fn receive_snapshot(mut stream: UnixStream, out: &Path) -> Result<Value, String>
         .set_read_timeout(Some(SNAPSHOT_TIMEOUT))
         .map_err(io)?;
     stream
-        .write_all(format!("{SNAPSHOT}\n").as_bytes())
+        .write_all(format!("{SNAPSHOT} {}\n", destination(out)).as_bytes())
         .map_err(io)?;
     let mut reader = BufReader::new(stream);
     let mut header = String::new();
@@ -185,6 +185,12 @@ fn receive_snapshot(mut stream: UnixStream, out: &Path) -> Result<Value, String>
         let _ = std::fs::remove_file(&partial);
     }
     written.map(|()| json!({"backup": out.display().to_string(), "bytes": bytes}))
+}
+
+/// Where a backup goes, absolute and on one line, as its audit entry names it.
+fn destination(out: &Path) -> String {
+    let path = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+    path.display().to_string().replace(['\n', '\r'], " ")
 }
 
 /// Copy `bytes` bytes from `from` into a new file at `partial`, check that it opens as a

@@ -2,7 +2,8 @@
 //! ([`server`]) and the CLI talks to ([`client`]). This module holds what both sides must agree
 //! on: where the socket is, the one line each way, and how an answer reads for people.
 //!
-//! A request is one line: a JSON [`AdminCommand`], or [`SNAPSHOT`] for a backup. An answer is
+//! A request is one line: a JSON [`AdminCommand`], or [`SNAPSHOT`] (and the destination the CLI
+//! will write, for the audit log) for a backup. An answer is
 //! one JSON line, `{"ok":true,"result":…}` or `{"ok":false,"error":"…"}`; after a snapshot's
 //! answer the server streams `result.bytes` bytes of database.
 

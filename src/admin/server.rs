@@ -82,9 +82,14 @@ async fn answer(state: Arc<AppState>, stream: UnixStream) {
     let mut line = String::new();
     let mut reader = tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_LINE));
     let read = tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)).await;
-    if line.trim() == SNAPSHOT {
-        send_snapshot(&state, &mut write).await;
-        return;
+    // `snapshot` may name where the CLI will write it, for the audit entry of the backup.
+    let request = line.trim();
+    if let Some(rest) = request.strip_prefix(SNAPSHOT) {
+        if rest.is_empty() || rest.starts_with(' ') {
+            let to = Some(rest.trim()).filter(|t| !t.is_empty());
+            send_snapshot(&state, &mut write, to.unwrap_or("the admin socket")).await;
+            return;
+        }
     }
     let answer = match read {
         Ok(Ok(_)) => match parse_request(&line) {
@@ -98,7 +103,7 @@ async fn answer(state: Arc<AppState>, stream: UnixStream) {
 }
 
 /// Write a snapshot inside the data dir, stream it after its answer line, and delete it.
-async fn send_snapshot(state: &AppState, write: &mut OwnedWriteHalf) {
+async fn send_snapshot(state: &AppState, write: &mut OwnedWriteHalf, to: &str) {
     let tmp = state
         .config
         .data_dir
@@ -123,7 +128,7 @@ async fn send_snapshot(state: &AppState, write: &mut OwnedWriteHalf) {
     let sent = async {
         sent.await?;
         if ok {
-            crate::service::audit::backup_taken(state, "admin socket").await;
+            crate::service::audit::backup_taken(state, to).await;
         }
         Ok(())
     };

@@ -14,6 +14,9 @@
 //! - operator use cases (`admin.rs`): `list_users`, `change_user`;
 //! - the mail outbox (`outbox.rs`): `queue_mail` (and `outbox::queue_mail` inside another use
 //!   case's transaction), `due_mail`, `mail_sent`, `mail_failed`, `queued_mail_count`.
+//! - the audit log (`audit.rs`): `record_events` (and `audit::append` inside the transaction of
+//!   the change an event records: every write above that records one takes its `Event`),
+//!   `activity`, `audit_entries`, `walk_audit`, `prune_audit`.
 //!
 //! Operator maintenance — backup, checking a file before a restore, holding the database during
 //! one, counts and the schema version — lives apart in `maintenance.rs`; the redb specifics of

@@ -59,7 +59,7 @@ async fn reset_token(app: &TestApp, email: &str) -> String {
 }
 
 /// A `path` link the file transport wrote to `<data_dir>/mail/`, other than those in `known`.
-async fn filed_token(app: &TestApp, path: &str, known: &[&str]) -> String {
+pub(crate) async fn filed_token(app: &TestApp, path: &str, known: &[&str]) -> String {
     let dir = app.db_path().parent().expect("data dir").join("mail");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::audit::{admin, admin_json};
 use super::support::{configured, http, start, try_http, BIN};
 
 #[test]
@@ -140,6 +141,7 @@ fn a_corrupted_or_foreign_database_is_refused_at_start() {
 fn acknowledged_writes_survive_kill_9_under_load_three_times() {
     use std::sync::{Arc, Mutex};
     let (dir, args) = configured("[passwords]\nscrypt_log_n = 10\n");
+    let cfg = args[1].clone();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     #[derive(Default)]
     struct Acked {
@@ -245,6 +247,32 @@ fn acknowledged_writes_survive_kill_9_under_load_three_times() {
             );
             assert_eq!(status, 200, "rotation for {email}");
         }
+        // The audit log after each crash: events are written in the transaction of the change
+        // they record, so kill -9 never leaves a broken chain, a change without its event, or an
+        // event without its change.
+        let (code, out, err) = admin(&cfg, &["audit", "verify"]);
+        assert_eq!(code, 0, "round {round}: the chain holds: {out}{err}");
+        let registered = admin_json(
+            &cfg,
+            &["audit", "list", "--type", "register", "--limit", "100000"],
+        );
+        let registered = registered.as_array().expect("entries");
+        let recorded: std::collections::HashSet<&str> = registered
+            .iter()
+            .filter_map(|e| e["detail"]["email"].as_str())
+            .collect();
+        for email in &acked.users {
+            assert!(
+                recorded.contains(email.as_str()),
+                "round {round}: {email} has no register event"
+            );
+        }
+        let users = admin_json(&cfg, &["user", "list"]);
+        assert_eq!(
+            users.as_array().map(Vec::len),
+            Some(registered.len()),
+            "round {round}: one account per register event"
+        );
         drop(acked);
         assert_eq!(server.terminate().0, 0);
     }
