@@ -317,22 +317,11 @@ impl Gate {
 }
 
 async fn flush_key_usage_periodically(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(state.config.api_keys.last_used_flush);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        // Listening before looking, so a stop announced in between is not missed.
-        let stopping = state.stopping.notified();
-        tokio::pin!(stopping);
-        stopping.as_mut().enable();
-        if state.draining.load(Ordering::Relaxed) {
-            return;
-        }
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = &mut stopping => return,
-        }
+    let period = state.config.api_keys.last_used_flush;
+    crate::service::state::every(state, period, |state| async move {
         if let Err(e) = state.key_usage.flush(&state.store).await {
             tracing::error!(error = %e, "could not record API key usage");
         }
-    }
+    })
+    .await;
 }

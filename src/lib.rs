@@ -32,6 +32,7 @@ pub(crate) mod domain;
 pub(crate) mod error;
 #[doc(hidden)]
 pub mod fuzz;
+pub(crate) mod html;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub mod notify;

@@ -110,15 +110,7 @@ where
             }
         }
     } else {
-        if !config.db_path().exists() {
-            return Err(format!("no database at {}", config.db_path().display()));
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        runtime.block_on(async {
-            let state = open(config.clone()).await?;
+        on_stopped(config, open, |state| async move {
             let mut after = None;
             loop {
                 match write_page(execute(&state, page(after)).await?)? {
@@ -152,6 +144,21 @@ where
     O: FnOnce(Config) -> F,
     F: Future<Output = Result<Arc<AppState>, String>>,
 {
+    on_stopped(
+        config,
+        open,
+        |state| async move { execute(&state, cmd).await },
+    )
+}
+
+/// Open the stopped server's database with `open` and run `work` on it, on a runtime of its own.
+fn on_stopped<O, F, W, Fut, T>(config: &Config, open: O, work: W) -> Result<T, String>
+where
+    O: FnOnce(Config) -> F,
+    F: Future<Output = Result<Arc<AppState>, String>>,
+    W: FnOnce(Arc<AppState>) -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
     if !config.db_path().exists() {
         return Err(format!("no database at {}", config.db_path().display()));
     }
@@ -161,7 +168,7 @@ where
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let state = open(config.clone()).await?;
-        execute(&state, cmd).await
+        work(state).await
     })
 }
 

@@ -19,6 +19,7 @@ use hyper::{Request, Response, StatusCode};
 use crate::crypto::random;
 use crate::domain::password::Password;
 use crate::error::Error;
+use crate::html::escape;
 use crate::http::response::Body;
 use crate::http::Ctx;
 use crate::secret::Secret;
@@ -307,33 +308,9 @@ fn html(state: &AppState, title: &str, main: &str, status: StatusCode) -> Respon
     resp
 }
 
-/// Text into HTML text or a quoted attribute.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_everything_that_could_leave_text_or_an_attribute() {
-        assert_eq!(
-            escape("<a href=\"x\" onclick='y'>&</a>"),
-            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
-        );
-    }
 
     #[test]
     fn only_token_shaped_values_reach_a_page() {

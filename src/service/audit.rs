@@ -2,7 +2,6 @@
 //! (built here), the events that go with no change (failed logins, backups, restores), a user's
 //! activity page, and the operator's list, verify, checkpoint and prune.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use data_encoding::HEXLOWER;
@@ -131,23 +130,12 @@ pub async fn prune(state: &AppState) -> Result<u64, Error> {
 
 /// Prune at start and then hourly until the server stops.
 pub async fn prune_periodically(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(PRUNE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let stopping = state.stopping.notified();
-        tokio::pin!(stopping);
-        stopping.as_mut().enable();
-        if state.draining.load(Ordering::Relaxed) {
-            return;
-        }
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = &mut stopping => return,
-        }
+    crate::service::state::every(state, PRUNE_EVERY, |state| async move {
         if let Err(e) = prune(&state).await {
             tracing::error!(error = %e, "could not prune the audit log");
         }
-    }
+    })
+    .await;
 }
 
 /// An entry for operators (CLI tables, `--json`, the JSONL export): every field, hashes in hex.

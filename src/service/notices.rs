@@ -5,6 +5,7 @@
 //! cannot be queued is logged, never a reason to undo what the user did.
 
 use crate::domain::mail::OutgoingMail;
+use crate::html::escape;
 use crate::service::state::AppState;
 
 /// What happened.
@@ -89,22 +90,6 @@ pub async fn send(state: &AppState, to: &str, notice: Notice) {
     if let Err(e) = super::mail::queue(state, mail).await {
         tracing::error!(error = %e, "could not queue a security notice");
     }
-}
-
-/// Text as HTML: a key's name is the user's own input.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

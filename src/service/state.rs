@@ -80,3 +80,29 @@ pub fn keyring(
     )
     .ok_or_else(|| crate::error::Error::Internal("no signing key".into()))
 }
+
+/// Run `job` every `period`, the first time at once, until the server stops: a stop announced
+/// while `job` runs ends the loop once it is done, so none of the server's background work is
+/// ever cut in the middle of a store write by a stop.
+pub async fn every<F, Fut>(state: Arc<AppState>, period: std::time::Duration, mut job: F)
+where
+    F: FnMut(Arc<AppState>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // Listening before looking, so a stop announced in between is not missed.
+        let stopping = state.stopping.notified();
+        tokio::pin!(stopping);
+        stopping.as_mut().enable();
+        if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut stopping => return,
+        }
+        job(state.clone()).await;
+    }
+}

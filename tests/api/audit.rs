@@ -250,18 +250,7 @@ async fn two_factor_password_and_email_changes_are_recorded() {
         .post("/v1/auth/email/change/confirm", json!({"token": change}))
         .await;
     assert_eq!(r.status, 200);
-    let link = admin(
-        &app,
-        json!({"cmd": "user_reset_password", "email": "trail2fa-new@example.com"}),
-    )
-    .await;
-    let reset = link["result"]["reset_link"]
-        .as_str()
-        .expect("link")
-        .split("token=")
-        .nth(1)
-        .expect("token")
-        .to_string();
+    let reset = crate::pages::reset_token(&app, "trail2fa-new@example.com").await;
     let r = app
         .post(
             "/v1/auth/password/reset",
@@ -499,18 +488,7 @@ async fn nothing_secret_is_ever_recorded() {
     let second = tokens(&login);
     let refreshed = tokens(&app.refresh(&second.refresh_token).await);
     let key = create_key(&app, &t.token, &["databases:read"]).await;
-    let link = admin(
-        &app,
-        json!({"cmd": "user_reset_password", "email": "secrets@example.com"}),
-    )
-    .await;
-    let reset = link["result"]["reset_link"]
-        .as_str()
-        .expect("link")
-        .split("token=")
-        .nth(1)
-        .expect("token")
-        .to_string();
+    let reset = crate::pages::reset_token(&app, "secrets@example.com").await;
     let r = app
         .post(
             "/v1/auth/password/reset",

@@ -52,7 +52,7 @@ fn form_body(fields: &[(&str, &str)]) -> String {
 }
 
 /// An operator's reset link (no mail needed), as the token in it.
-async fn reset_token(app: &TestApp, email: &str) -> String {
+pub(crate) async fn reset_token(app: &TestApp, email: &str) -> String {
     let answer = admin(app, json!({"cmd": "user_reset_password", "email": email})).await;
     let link = answer["result"]["reset_link"].as_str().expect("link");
     link.split("token=").nth(1).expect("token").to_string()

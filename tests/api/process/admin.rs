@@ -1,37 +1,10 @@
 //! The admin CLI against a running and a stopped server: users, signing keys, backup and restore.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 use serde_json::{json, Value};
 
-use super::support::{configured, enable_totp, http, start, BIN};
-
-/// Run the admin CLI with `config`; returns (exit code, stdout, stderr).
-fn admin(config: &str, args: &[&str]) -> (i32, String, String) {
-    // The test configs use the default, relative data dir: run where the server runs.
-    let cwd = std::path::Path::new(config).parent().expect("config dir");
-    let out = Command::new(BIN)
-        .args(["--config", config])
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("CLOUDHEED_AUTH_CONFIG")
-        .output()
-        .expect("run");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn admin_json(config: &str, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let (code, out, err) = admin(config, &all);
-    assert_eq!(code, 0, "{args:?}: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
-}
+use super::support::{admin, admin_json, configured, enable_totp, http, start};
 
 #[test]
 fn the_admin_cli_manages_a_running_server() {

@@ -3,42 +3,14 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
 use cloudheed_auth::testing::store::{Store, Tamper};
 use serde_json::{json, Value};
 
-use super::support::{configured, http, start, BIN};
+use super::support::{admin, admin_json, configured, http, start};
 
 const CONFIG: &str = "[passwords]\nscrypt_log_n = 10\n";
 const PASSWORD: &str = "audit-password-123";
-
-/// Run the admin CLI with `config`; returns (exit code, stdout, stderr).
-pub(super) fn admin(config: &str, args: &[&str]) -> (i32, String, String) {
-    // The test configs use the default, relative data dir: run where the server runs.
-    let cwd = Path::new(config).parent().expect("config dir");
-    let out = Command::new(BIN)
-        .args(["--config", config])
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("CLOUDHEED_AUTH_CONFIG")
-        .output()
-        .expect("run");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Run the admin CLI with `--json`, expect exit 0, and parse what it printed.
-pub(super) fn admin_json(config: &str, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let (code, out, err) = admin(config, &all);
-    assert_eq!(code, 0, "{args:?}: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
-}
 
 /// `audit list --json` with `args`, as a vector of entries.
 fn listed(config: &str, args: &[&str]) -> Vec<Value> {

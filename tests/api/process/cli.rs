@@ -1,20 +1,7 @@
 //! The commands that answer without serving: help, version and check-config.
 
-use std::process::Command;
-
-use super::support::BIN;
-
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env_remove("CLOUDHEED_AUTH_CONFIG")
-        .output()
-        .expect("run");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    super::support::run_cli(None, args)
 }
 
 #[test]

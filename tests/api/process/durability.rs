@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::audit::{admin, admin_json};
-use super::support::{configured, http, start, try_http, BIN};
+use super::support::{admin, admin_json, configured, http, start, try_http, BIN};
 
 #[test]
 fn every_acknowledged_write_survives_kill_9() {

@@ -230,3 +230,39 @@ pub(super) fn enable_totp(addr: &str, token: &str) -> (String, Value) {
     assert_eq!(status, 200, "{enabled}");
     (secret, enabled)
 }
+
+/// Run the binary with `args` (in `cwd`, if given) and no config from the environment; returns
+/// (exit code, stdout, stderr).
+pub(super) fn run_cli(cwd: Option<&std::path::Path>, args: &[&str]) -> (i32, String, String) {
+    let mut command = Command::new(BIN);
+    command.args(args).env_remove("CLOUDHEED_AUTH_CONFIG");
+    if let Some(dir) = cwd {
+        command.current_dir(dir);
+    }
+    let out = command.output().expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run an admin command with `config`, where the server runs (the test configs use the
+/// default, relative data dir); returns (exit code, stdout, stderr).
+pub(super) fn admin(config: &str, args: &[&str]) -> (i32, String, String) {
+    let cwd = std::path::Path::new(config).parent().expect("config dir");
+    let all: Vec<&str> = ["--config", config]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    run_cli(Some(cwd), &all)
+}
+
+/// Run an admin command with `--json`, expect exit 0, and parse what it printed.
+pub(super) fn admin_json(config: &str, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (code, out, err) = admin(config, &all);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
+}
