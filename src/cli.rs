@@ -63,6 +63,17 @@ pub enum Command {
         /// Where to write the backup.
         out: PathBuf,
     },
+    /// Write every record (accounts, sessions, keys, 2FA state, signing keys, audit log) as JSON
+    /// lines to OUT (a new file), to move them to another backend or host.
+    Export {
+        /// Where to write the export.
+        out: PathBuf,
+    },
+    /// Fill an empty data dir from an export; the server must be stopped.
+    Import {
+        /// The export to read.
+        input: PathBuf,
+    },
     /// Fill an empty data dir from a backup; the server must be stopped.
     Restore {
         /// The backup to restore.

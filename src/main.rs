@@ -36,6 +36,8 @@ fn main() -> ExitCode {
         ),
         Command::Audit { action } => audit(&config, action, json),
         Command::Backup { out } => print_answer(admin::backup(&config, &out, open_stopped), json),
+        Command::Export { out } => print_answer(admin::export(&config, &out, open_stopped), json),
+        Command::Import { input } => print_answer(admin::import(&config, &input), json),
         Command::Restore { input, force } => {
             let restored = admin::restore(&config, &input, force).map(|()| {
                 // The restored log's first new entry says so; the restore stands either way.

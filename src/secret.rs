@@ -88,7 +88,31 @@ impl<'de> serde::Deserialize<'de> for SecretBytes {
             fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<SecretBytes, E> {
                 Ok(SecretBytes::new(v))
             }
+            // Formats without a byte type (JSON, as in an export) write bytes as a sequence.
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<SecretBytes, A::Error> {
+                let mut out =
+                    zeroize::Zeroizing::new(Vec::with_capacity(seq.size_hint().unwrap_or(0)));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(SecretBytes::new(std::mem::take(&mut *out)))
+            }
         }
         d.deserialize_bytes(V)
+    }
+}
+
+#[cfg(test)]
+mod bytes_tests {
+    #[test]
+    fn secret_bytes_survive_json_as_an_export_writes_them() {
+        let s = super::SecretBytes::new(vec![0, 1, 255]);
+        let text = serde_json::to_string(&s).expect("json");
+        let back: super::SecretBytes = serde_json::from_str(&text).expect("back");
+        assert_eq!(back.expose(), &[0, 1, 255]);
+        assert!(serde_json::from_str::<super::SecretBytes>("[256]").is_err());
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{parse_answer, request_line, socket_path, SNAPSHOT};
+use super::{parse_answer, request_line, socket_path, EXPORT, SNAPSHOT};
 use crate::config::Config;
 use crate::service::admin::{execute, AdminCommand};
 use crate::service::state::AppState;
@@ -57,7 +57,81 @@ where
         };
         return offline(config, cmd, open);
     };
-    receive_snapshot(stream, out)
+    receive(stream, SNAPSHOT, out, |p| {
+        check_backup(p).map_err(|e| format!("the backup does not open: {e}"))
+    })
+    .map(|bytes| json!({"backup": out.display().to_string(), "bytes": bytes}))
+}
+
+/// An export of every record (JSON lines) for the CLI: streamed from the running server, or
+/// written from the database opened with `open`. The file appears at `out` only once complete.
+pub fn export<O, F>(config: &Config, out: &Path, open: O) -> Result<Value, String>
+where
+    O: FnOnce(Config) -> F,
+    F: Future<Output = Result<Arc<AppState>, String>>,
+{
+    if out.exists() {
+        return Err(format!("{} already exists", out.display()));
+    }
+    let Ok(stream) = UnixStream::connect(socket_path(config)) else {
+        let out = std::path::absolute(out).map_err(|e| e.to_string())?;
+        let cmd = AdminCommand::Export {
+            path: out.display().to_string(),
+        };
+        return offline(config, cmd, open);
+    };
+    receive(stream, EXPORT, out, check_export)
+        .map(|bytes| json!({"export": out.display().to_string(), "bytes": bytes}))
+}
+
+/// An export starts with its header line.
+fn check_export(path: &Path) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("export: {e}"))?;
+    let mut first = String::new();
+    BufReader::new(file)
+        .read_line(&mut first)
+        .map_err(|e| format!("export: {e}"))?;
+    if first.contains(crate::store::EXPORT_FORMAT) {
+        Ok(())
+    } else {
+        Err("the export is incomplete".into())
+    }
+}
+
+/// Fill a stopped server's empty data dir from an export (`export` of this or another backend):
+/// every account, session, key, signing key, queued mail, mail token and audit entry, with the
+/// import recorded as the log's next entry.
+pub fn import(config: &Config, input: &Path) -> Result<Value, String> {
+    if UnixStream::connect(socket_path(config)).is_ok() {
+        return Err("a server is running on this data dir; stop it first".into());
+    }
+    let file =
+        std::fs::File::open(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        // The store alone: the server's start would make a signing key the import must not meet.
+        let db = config.db_path();
+        let store = crate::blocking::run(move || crate::store::Store::open(&db))
+            .await
+            .map_err(|_| "shutting down".to_string())?
+            .map_err(|e| e.to_string())?;
+        let moved = store
+            .import_from(BufReader::new(file))
+            .map_err(|e| e.to_string())?;
+        let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+        let event =
+            crate::domain::audit::Event::by_admin(crate::domain::audit::EventKind::Restored, now)
+                .detail("from", input.display().to_string())
+                .detail("kind", "import");
+        store
+            .record_events(vec![event])
+            .await
+            .map_err(|e| format!("imported, but not recorded in the audit log: {e}"))?;
+        Ok(json!({"imported": input.display().to_string(), "moved": moved}))
+    })
 }
 
 /// Entries exported per page: each page is one answer line over the socket.
@@ -173,13 +247,18 @@ where
 }
 
 /// Ask the server on `stream` for a snapshot and write it to `out`.
-fn receive_snapshot(mut stream: UnixStream, out: &Path) -> Result<Value, String> {
-    let io = |e: std::io::Error| format!("backup: {e}");
+fn receive(
+    mut stream: UnixStream,
+    word: &str,
+    out: &Path,
+    check: impl Fn(&Path) -> Result<(), String>,
+) -> Result<u64, String> {
+    let io = |e: std::io::Error| format!("{word}: {e}");
     stream
         .set_read_timeout(Some(SNAPSHOT_TIMEOUT))
         .map_err(io)?;
     stream
-        .write_all(format!("{SNAPSHOT} {}\n", destination(out)).as_bytes())
+        .write_all(format!("{word} {}\n", destination(out)).as_bytes())
         .map_err(io)?;
     let mut reader = BufReader::new(stream);
     let mut header = String::new();
@@ -187,11 +266,11 @@ fn receive_snapshot(mut stream: UnixStream, out: &Path) -> Result<Value, String>
     let header = parse_answer(&header)?;
     let bytes = header["bytes"].as_u64().ok_or("the server gave no size")?;
     let partial = out.with_extension("partial");
-    let written = write_checked(&mut reader, bytes, &partial, out);
+    let written = write_checked(&mut reader, bytes, &partial, out, check);
     if written.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
-    written.map(|()| json!({"backup": out.display().to_string(), "bytes": bytes}))
+    written.map(|()| bytes)
 }
 
 /// Where a backup goes, absolute and on one line, as its audit entry names it.
@@ -200,13 +279,14 @@ fn destination(out: &Path) -> String {
     path.display().to_string().replace(['\n', '\r'], " ")
 }
 
-/// Copy `bytes` bytes from `from` into a new file at `partial`, check that it opens as a
-/// backup, and only then move it to `out`.
+/// Copy `bytes` bytes from `from` into a new file at `partial`, `check` it, and only then move
+/// it to `out`.
 fn write_checked(
     from: &mut impl std::io::Read,
     bytes: u64,
     partial: &Path,
     out: &Path,
+    check: impl Fn(&Path) -> Result<(), String>,
 ) -> Result<(), String> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |e: std::io::Error| format!("backup: {e}");
@@ -221,7 +301,7 @@ fn write_checked(
         return Err("the backup was cut short".to_string());
     }
     file.sync_all().map_err(io)?;
-    check_backup(partial).map_err(|e| format!("the backup does not open: {e}"))?;
+    check(partial)?;
     std::fs::rename(partial, out).map_err(io)
 }
 

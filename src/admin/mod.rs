@@ -2,8 +2,8 @@
 //! ([`server`]) and the CLI talks to ([`client`]). This module holds what both sides must agree
 //! on: where the socket is, the one line each way, and how an answer reads for people.
 //!
-//! A request is one line: a JSON [`AdminCommand`], or [`SNAPSHOT`] (and the destination the CLI
-//! will write, for the audit log) for a backup. An answer is
+//! A request is one line: a JSON [`AdminCommand`], or [`SNAPSHOT`] for a backup or [`EXPORT`] for
+//! an export (each with the destination the CLI will write, for the audit log). An answer is
 //! one JSON line, `{"ok":true,"result":…}` or `{"ok":false,"error":"…"}`; after a snapshot's
 //! answer the server streams `result.bytes` bytes of database.
 
@@ -17,7 +17,7 @@ pub use crate::service::admin::AdminCommand;
 pub mod client;
 pub mod server;
 
-pub use client::{backup, export_audit, restore, run};
+pub use client::{backup, export, export_audit, import, restore, run};
 
 /// File name of the socket inside the data dir.
 pub const SOCKET: &str = "admin.sock";
@@ -26,6 +26,9 @@ pub const SOCKET: &str = "admin.sock";
 /// (the only place a sandboxed service may write), streams it, and deletes it; the CLI writes
 /// the file where the operator asked.
 const SNAPSHOT: &str = "snapshot";
+
+/// The request for an export over the socket, streamed like a snapshot.
+const EXPORT: &str = "export";
 
 /// Path of the admin socket for `config`.
 pub fn socket_path(config: &Config) -> PathBuf {

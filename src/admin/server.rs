@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 
-use super::{answer_line, parse_request, SNAPSHOT};
+use super::{answer_line, parse_request, EXPORT, SNAPSHOT};
 use crate::service::admin::execute;
 use crate::service::state::AppState;
 
@@ -82,13 +82,15 @@ async fn answer(state: Arc<AppState>, stream: UnixStream) {
     let mut line = String::new();
     let mut reader = tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_LINE));
     let read = tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)).await;
-    // `snapshot` may name where the CLI will write it, for the audit entry of the backup.
+    // `snapshot` and `export` may name where the CLI will write them, for the audit entry.
     let request = line.trim();
-    if let Some(rest) = request.strip_prefix(SNAPSHOT) {
-        if rest.is_empty() || rest.starts_with(' ') {
-            let to = Some(rest.trim()).filter(|t| !t.is_empty());
-            send_snapshot(&state, &mut write, to.unwrap_or("the admin socket")).await;
-            return;
+    for (word, dump) in [(SNAPSHOT, Dump::Snapshot), (EXPORT, Dump::Export)] {
+        if let Some(rest) = request.strip_prefix(word) {
+            if rest.is_empty() || rest.starts_with(' ') {
+                let to = Some(rest.trim()).filter(|t| !t.is_empty());
+                send_dump(&state, &mut write, dump, to.unwrap_or("the admin socket")).await;
+                return;
+            }
         }
     }
     let answer = match read {
@@ -102,19 +104,42 @@ async fn answer(state: Arc<AppState>, stream: UnixStream) {
     let _ = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(reply.as_bytes())).await;
 }
 
-/// Write a snapshot inside the data dir, stream it after its answer line, and delete it.
-async fn send_snapshot(state: &AppState, write: &mut OwnedWriteHalf, to: &str) {
+/// What the CLI asks to be streamed.
+#[derive(Debug, Clone, Copy)]
+enum Dump {
+    /// A consistent copy of the database file (`backup`).
+    Snapshot,
+    /// Every record as JSON lines (`export`).
+    Export,
+}
+
+/// Write a snapshot or an export inside the data dir (the only place a sandboxed service may
+/// write), stream it after its answer line, and delete it.
+async fn send_dump(state: &AppState, write: &mut OwnedWriteHalf, dump: Dump, to: &str) {
+    let name = match dump {
+        Dump::Snapshot => "snapshot",
+        Dump::Export => "export",
+    };
     let tmp = state
         .config
         .data_dir
-        .join(format!("snapshot-{}.redb", crate::crypto::random::id("")));
-    let result = state.store.backup_to(tmp.clone()).await;
+        .join(format!("{name}-{}.tmp", crate::crypto::random::id("")));
+    let result = match dump {
+        Dump::Snapshot => state
+            .store
+            .backup_to(tmp.clone())
+            .await
+            .map_err(|e| e.to_string()),
+        Dump::Export => crate::service::admin::export_file(state, &tmp)
+            .await
+            .map(drop),
+    };
     let header = match &result {
         Ok(()) => match std::fs::metadata(&tmp) {
             Ok(m) => Ok(json!({"bytes": m.len()})),
             Err(e) => Err(e.to_string()),
         },
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.clone()),
     };
     let ok = header.is_ok();
     let sent = async {
@@ -128,7 +153,7 @@ async fn send_snapshot(state: &AppState, write: &mut OwnedWriteHalf, to: &str) {
     let sent = async {
         sent.await?;
         if ok {
-            crate::service::audit::backup_taken(state, to).await;
+            crate::service::audit::backup_taken(state, to, name).await;
         }
         Ok(())
     };

@@ -70,6 +70,11 @@ pub enum AdminCommand {
         /// Where to write it.
         path: String,
     },
+    /// Write every record as JSON lines to `path` (absolute, must not exist).
+    Export {
+        /// Where to write it.
+        path: String,
+    },
     /// Audit entries, newest first, filtered.
     AuditList {
         /// Only this account's (by its email, or a deleted account's last one).
@@ -155,6 +160,15 @@ pub async fn execute(state: &AppState, cmd: AdminCommand) -> Result<Value, Strin
         AdminCommand::KeysList => keys_json(state).await,
         AdminCommand::KeysRotate => rotate_keys(state).await,
         AdminCommand::Backup { path } => backup(state, path).await,
+        AdminCommand::Export { path } => {
+            let path = std::path::PathBuf::from(path);
+            if !path.is_absolute() {
+                return Err("the export path must be absolute".into());
+            }
+            let moved = export_file(state, &path).await?;
+            audit::backup_taken(state, &path.display().to_string(), "export").await;
+            Ok(json!(moved))
+        }
         AdminCommand::AuditList {
             user,
             kind,
@@ -359,7 +373,7 @@ async fn backup(state: &AppState, path: String) -> Result<Value, String> {
         .backup_to(path.clone())
         .await
         .map_err(|e| e.to_string())?;
-    audit::backup_taken(state, &path.display().to_string()).await;
+    audit::backup_taken(state, &path.display().to_string(), "snapshot").await;
     Ok(json!({"backup": path.display().to_string()}))
 }
 
@@ -383,4 +397,28 @@ async fn keys_json(state: &AppState) -> Result<Value, String> {
             })
             .collect(),
     ))
+}
+
+/// Write an export of every record to `path`, a new 0600 file, off the async workers.
+pub async fn export_file(
+    state: &AppState,
+    path: &std::path::Path,
+) -> Result<crate::store::Moved, String> {
+    let (store, path, now) = (state.store.clone(), path.to_path_buf(), state.now());
+    crate::blocking::run(move || {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        let moved = store.export_to(&mut out, now).map_err(|e| e.to_string())?;
+        let file = out.into_inner().map_err(|e| format!("export: {e}"))?;
+        file.sync_all().map_err(|e| format!("export: {e}"))?;
+        Ok(moved)
+    })
+    .await
+    .map_err(|_| "shutting down".to_string())?
 }

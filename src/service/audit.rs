@@ -87,9 +87,12 @@ pub async fn activity(
     Ok((entries, next))
 }
 
-/// Record an operator's backup, after it was taken (a backup never holds its own record).
-pub async fn backup_taken(state: &AppState, destination: &str) {
-    let event = Event::by_admin(EventKind::BackupTaken, state.now()).detail("to", destination);
+/// Record an operator's backup (`kind`: a `snapshot` or an `export`), after it was taken (a
+/// backup never holds its own record).
+pub async fn backup_taken(state: &AppState, destination: &str, kind: &str) {
+    let event = Event::by_admin(EventKind::BackupTaken, state.now())
+        .detail("to", destination)
+        .detail("kind", kind);
     if let Err(e) = state.store.record_events(vec![event]).await {
         tracing::error!(error = %e, "could not record a backup");
     }

@@ -29,6 +29,7 @@
 mod admin;
 mod api_keys;
 mod audit;
+mod export;
 mod keys;
 mod mail_tokens;
 mod maintenance;
@@ -51,6 +52,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 
 pub use api_keys::KeyCreateOutcome;
 pub use audit::{AuditQuery, AuditWalk, Tamper};
+pub use export::{Moved, FORMAT as EXPORT_FORMAT};
 pub use keys::StoredKey;
 pub use mail_tokens::{
     EmailChange, NewMailToken, Reset as MailTokenReset, Verified as MailTokenVerified,

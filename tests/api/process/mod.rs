@@ -9,5 +9,6 @@ mod durability;
 mod lifecycle;
 mod load;
 mod logs;
+mod migrate;
 mod packaging;
 mod support;
