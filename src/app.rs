@@ -85,15 +85,14 @@ impl App {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<App, StartupError> {
-        let path = config.db_path();
-        let existed = path.exists();
-        let opened = path.clone();
-        let (sessions, keys) = (config.cache.sessions, config.cache.keys);
-        let store = crate::blocking::run(move || Store::open_with_caches(&opened, sessions, keys))
-            .await
-            .map_err(|_| StartupError::Other("runtime shutting down".into()))??;
-        if !existed {
-            tracing::info!(path = %path.display(), "created the database");
+        // The data dir holds the admin socket and mail files on every backend, and the redb file
+        // on the default one.
+        ensure_private_dir(&config.data_dir)?;
+        let existed = config.db_path().exists();
+        let caches = (config.cache.sessions, config.cache.keys);
+        let store = Store::open_configured(&config.store, &config.db_path(), caches).await?;
+        if store.is_redb() && !existed {
+            tracing::info!(path = %config.db_path().display(), "created the database");
         }
         let stored = store
             .signing_keys_or_create(clock.now(), config.key_keep_for())
@@ -238,6 +237,19 @@ impl App {
             );
         }
     }
+}
+
+/// Create `dir` (mode 0700) if it is missing.
+fn ensure_private_dir(dir: &std::path::Path) -> Result<(), StartupError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| StartupError::Other(format!("cannot create data dir {}: {e}", dir.display())))
 }
 
 /// hyper's connection settings. hyper runs the header timer from the moment it waits for a

@@ -53,6 +53,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `[audit]`.
     pub audit: AuditConfig,
+    /// `[store]`.
+    pub store: StoreConfig,
     /// Every setting as `key = value`, values as written or defaulted; secret-free.
     pub effective: Vec<String>,
 }
@@ -295,6 +297,29 @@ pub struct LimitsConfig {
     pub request_timeout: Duration,
 }
 
+/// `[store]`: where accounts, sessions and keys live.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The backend.
+    pub backend: StoreBackend,
+    /// The PostgreSQL URL (`postgres://user[:password]@host[:port]/db[?sslmode=require]`), as
+    /// given inline; may hold a password, so never printed whole.
+    pub url: Option<String>,
+    /// A file holding the URL (a systemd credential), read at start.
+    pub url_file: Option<PathBuf>,
+    /// Connections each instance keeps to PostgreSQL at most.
+    pub pool_size: usize,
+}
+
+/// The store backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// One redb file in `data_dir` (the default).
+    Redb,
+    /// A PostgreSQL database, which several instances may share.
+    Postgres,
+}
+
 /// `[audit]`: the security log.
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
@@ -521,6 +546,7 @@ impl Config {
             }),
         };
         s.finish();
+        let store = store_section(&mut root.section("store"));
         root.finish();
         if !p.list.is_empty() {
             return Err(ConfigError { problems: p.list });
@@ -541,6 +567,7 @@ impl Config {
             limits,
             cache,
             audit,
+            store,
             effective: p.effective,
         })
     }
@@ -636,6 +663,56 @@ fn is_origin(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }
 
+fn store_section(s: &mut Section<'_>) -> StoreConfig {
+    let backend = s.parse_str("backend", "redb", |v| match v {
+        "redb" => Ok(StoreBackend::Redb),
+        "postgres" => Ok(StoreBackend::Postgres),
+        _ => Err("must be \"redb\" or \"postgres\"".into()),
+    });
+    let url = s.url_with_password("url");
+    let url_file = Some(s.string("url_file", ""))
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from);
+    let pool_size = s.int("pool_size", 16, 1, 1000);
+    match (backend, &url, &url_file) {
+        (StoreBackend::Postgres, None, None) => {
+            s.problem("url", "backend = \"postgres\" needs url or url_file")
+        }
+        (StoreBackend::Postgres, Some(_), Some(_)) => {
+            s.problem("url_file", "give url or url_file, not both")
+        }
+        (StoreBackend::Redb, Some(_), _) | (StoreBackend::Redb, _, Some(_)) => {
+            s.problem("backend", "url and url_file are for backend = \"postgres\"")
+        }
+        _ => {}
+    }
+    s.finish_ref();
+    StoreConfig {
+        backend,
+        url,
+        url_file,
+        pool_size,
+    }
+}
+
+/// `scheme://user:password@host…` with the password as `***`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
 /// The longest an API key may live; keeps every expiry a printable RFC 3339 date.
 const MAX_KEY_LIFETIME: Duration = Duration::from_secs(36_500 * 86_400);
 
@@ -715,6 +792,32 @@ impl<'p> Section<'p> {
         };
         self.effective(k, toml::Value::String(v.clone()));
         v
+    }
+
+    /// An optional URL that may carry a password: `check-config` shows it with the password
+    /// replaced by `***`.
+    fn url_with_password(&mut self, k: &str) -> Option<String> {
+        let v = match self.table.remove(k) {
+            None => return None,
+            Some(toml::Value::String(s)) if !s.is_empty() => s,
+            Some(_) => {
+                self.problem(k, "must be a non-empty string");
+                return None;
+            }
+        };
+        self.effective(k, toml::Value::String(redact_password(&v)));
+        Some(v)
+    }
+
+    /// `finish` for a section borrowed rather than owned.
+    fn finish_ref(&mut self) {
+        let keys: Vec<String> = self.table.keys().cloned().collect();
+        for k in keys {
+            self.problems
+                .list
+                .push(format!("{}{k}: unknown key", self.prefix));
+        }
+        self.table.clear();
     }
 
     /// Note the value a key took, in TOML syntax, so `check-config` shows it as written.
@@ -838,6 +941,35 @@ impl<'p> Section<'p> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_store_section_picks_a_backend_and_never_shows_a_password() {
+        let c = Config::from_toml("").expect("defaults");
+        assert_eq!(c.store.backend, StoreBackend::Redb);
+        let c = Config::from_toml(
+            "[store]\nbackend = \"postgres\"\nurl = \"postgres://app:s3cret@db:5432/auth?sslmode=require\"\npool_size = 4\n",
+        )
+        .expect("postgres");
+        assert_eq!(c.store.backend, StoreBackend::Postgres);
+        assert_eq!(c.store.pool_size, 4);
+        let summary = c.summary();
+        assert!(!summary.contains("s3cret"), "{summary}");
+        assert!(
+            summary.contains("store.url = \"postgres://app:***@db:5432/auth?sslmode=require\""),
+            "{summary}"
+        );
+        for bad in [
+            "[store]\nbackend = \"postgres\"\n",
+            "[store]\nbackend = \"mysql\"\n",
+            "[store]\nurl = \"postgres://x@y/z\"\n",
+            "[store]\nbackend = \"postgres\"\nurl = \"postgres://x@y/z\"\nurl_file = \"/f\"\n",
+            "[store]\nbackend = \"postgres\"\nurl = \"postgres://x@y/z\"\npool = 3\n",
+        ] {
+            assert!(Config::from_toml(bad).is_err(), "{bad}");
+        }
+        assert_eq!(redact_password("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(redact_password("postgres://u:p@h"), "postgres://u:***@h");
+    }
 
     #[test]
     fn empty_file_gives_the_documented_defaults() {

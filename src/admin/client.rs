@@ -113,13 +113,13 @@ pub fn import(config: &Config, input: &Path) -> Result<Value, String> {
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
         // The store alone: the server's start would make a signing key the import must not meet.
-        let db = config.db_path();
-        let store = crate::blocking::run(move || crate::store::Store::open(&db))
+        let store = crate::store::Store::open_configured(&config.store, &config.db_path(), (0, 0))
+            .await
+            .map_err(|e| e.to_string())?;
+        let importing = store.clone();
+        let moved = crate::blocking::run(move || importing.import_from(BufReader::new(file)))
             .await
             .map_err(|_| "shutting down".to_string())?
-            .map_err(|e| e.to_string())?;
-        let moved = store
-            .import_from(BufReader::new(file))
             .map_err(|e| e.to_string())?;
         let now = crate::clock::Clock::now(&crate::clock::SystemClock);
         let event =
@@ -233,7 +233,8 @@ where
     W: FnOnce(Arc<AppState>) -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    if !config.db_path().exists() {
+    let on_redb = config.store.backend == crate::config::StoreBackend::Redb;
+    if on_redb && !config.db_path().exists() {
         return Err(format!("no database at {}", config.db_path().display()));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -311,6 +312,13 @@ fn write_checked(
 /// It runs as root in a directory the service user owns, so it opens nothing there by a name
 /// that user could have pointed elsewhere, and changes the copy only through its own handle.
 pub fn restore(config: &Config, backup: &Path, force: bool) -> Result<(), String> {
+    if config.store.backend != crate::config::StoreBackend::Redb {
+        return Err(
+            "restore copies a redb file; with store.backend = \"postgres\" restore with your \
+             PostgreSQL tools (pg_restore), or import an export"
+                .into(),
+        );
+    }
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     if UnixStream::connect(socket_path(config)).is_ok() {
         return Err("a server is running on this data dir; stop it first".into());

@@ -15,9 +15,17 @@ pub async fn ready(state: &AppState) -> Result<(), Error> {
     if state.draining.load(Ordering::Relaxed) {
         return Err(busy);
     }
-    if let Err(e) = state.store.schema_version().await {
-        tracing::error!(error = %e, "readiness check: the store does not answer");
-        return Err(busy);
+    // A database that does not answer soon counts as down: probes have short timeouts.
+    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "readiness check: the store does not answer");
+            return Err(busy);
+        }
+        Err(_) => {
+            tracing::error!("readiness check: the store did not answer within 2 s");
+            return Err(busy);
+        }
     }
     Ok(())
 }
@@ -26,7 +34,7 @@ pub async fn ready(state: &AppState) -> Result<(), Error> {
 pub async fn metrics(state: &AppState, format: crate::metrics::Format) -> Result<String, Error> {
     let (users, sessions, api_keys) = state.store.counts().await?;
     let mail_queued = state.store.queued_mail_count().await?;
-    let db_bytes = std::fs::metadata(state.config.db_path()).map_or(0, |m| m.len());
+    let db_bytes = state.store.size_bytes(&state.config.db_path()).await;
     let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let tracked = u64::try_from(state.rate_limiter.tracked()).unwrap_or(u64::MAX);
     let now = crate::metrics::Snapshot {

@@ -11,9 +11,9 @@ use super::records::decode_user;
 use super::rows::{get_user, put_user};
 use super::schema;
 use super::sessions::delete_sessions_where;
-use super::{Changed, Store, StoreError};
+use super::{Changed, RedbStore, StoreError};
 
-impl Store {
+impl RedbStore {
     /// Every account, oldest first.
     pub async fn list_users(&self) -> Result<Vec<Account>, StoreError> {
         self.read(|tx| {

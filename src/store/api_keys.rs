@@ -15,7 +15,7 @@ use crate::domain::audit::Event;
 use super::audit::append;
 use super::records::{decode, decode_user, encode, ApiKeyRecord, RECORD_VERSION};
 use super::schema::{API_KEYS, API_KEYS_BY_ID, API_KEYS_BY_USER, USERS};
-use super::{newest_first, Changed, Store, StoreError};
+use super::{newest_first, Changed, RedbStore, StoreError};
 
 /// Result of creating a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +76,7 @@ fn keys_of(
     Ok(out)
 }
 
-impl Store {
+impl RedbStore {
     /// Create `key` unless the user already holds `max_per_user` live ones. Expired keys of the
     /// user are removed in the same transaction.
     pub async fn create_api_key(
@@ -267,7 +267,7 @@ mod tests {
     #[tokio::test]
     async fn create_find_list_use_and_revoke() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&tmp.path().join("db.redb")).expect("open");
+        let store = RedbStore::open(&tmp.path().join("db.redb")).expect("open");
         assert_eq!(
             store
                 .create_api_key(

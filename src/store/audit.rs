@@ -11,7 +11,7 @@ use crate::domain::audit::{Actor, Anchor, BrokenLink, ChainCheck, Entry, Event, 
 
 use super::records::{decode, encode, AuditAnchorRecord, AuditRecord, RECORD_VERSION};
 use super::schema::{AUDIT, AUDIT_BY_USER, AUDIT_META};
-use super::{Changed, Store, StoreError};
+use super::{Changed, RedbStore, StoreError};
 
 const ANCHOR: &str = "anchor";
 
@@ -138,7 +138,7 @@ pub struct AuditWalk {
     pub anchor: Option<Anchor>,
 }
 
-impl Store {
+impl RedbStore {
     /// Record events that go with no other change (a failed login, a backup taken): one small
     /// transaction, committed with whatever else is queued.
     pub async fn record_events(&self, events: Vec<Event>) -> Result<(), StoreError> {
@@ -390,9 +390,9 @@ mod tests {
         Event::by_system(EventKind::BackupTaken, n).user(user)
     }
 
-    async fn store() -> (Store, tempfile::TempDir) {
+    async fn store() -> (RedbStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tmp");
-        let s = Store::open(&dir.path().join("d").join("db.redb")).expect("open");
+        let s = RedbStore::open(&dir.path().join("d").join("db.redb")).expect("open");
         (s, dir)
     }
 

@@ -26,7 +26,7 @@ use super::schema::{
     LATEST_MAIL_TOKEN, MAIL_TOKENS, OUTBOX, REFRESH_TOKENS, SESSIONS, SIGNING_KEYS, USERS,
     USERS_BY_EMAIL, USER_SESSIONS,
 };
-use super::{Store, StoreError};
+use super::{RedbStore, StoreError};
 use crate::crypto::keys::KeyPair;
 
 /// The format's name in the header.
@@ -56,7 +56,7 @@ pub struct Moved {
 /// One line of an export.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum Line {
+pub(super) enum Line {
     Header {
         format: String,
         version: u64,
@@ -99,12 +99,12 @@ enum Line {
     },
 }
 
-fn line(out: &mut impl Write, l: &Line) -> Result<(), StoreError> {
+pub(super) fn line(out: &mut impl Write, l: &Line) -> Result<(), StoreError> {
     let text = serde_json::to_string(l).map_err(|e| StoreError::Corrupt(format!("export: {e}")))?;
     writeln!(out, "{text}").map_err(|e| StoreError::Setup(format!("export: {e}")))
 }
 
-fn hex32(text: &str) -> Result<[u8; 32], StoreError> {
+pub(super) fn hex32(text: &str) -> Result<[u8; 32], StoreError> {
     HEXLOWER
         .decode(text.as_bytes())
         .ok()
@@ -112,7 +112,7 @@ fn hex32(text: &str) -> Result<[u8; 32], StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("import: {text:?} is not a 32-byte hex hash")))
 }
 
-impl Store {
+impl RedbStore {
     /// Write every record to `out`, as of one consistent snapshot. Blocking: run it off the
     /// async workers.
     pub fn export_to(&self, out: &mut impl Write, now: i64) -> Result<Moved, StoreError> {
@@ -124,37 +124,43 @@ impl Store {
     /// export read from `input`; indexes are rebuilt. All or nothing: one transaction.
     /// Blocking: run it off the async workers.
     pub fn import_from(&self, input: impl BufRead) -> Result<Moved, StoreError> {
-        let lines: Vec<Line> = input
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
-            .map(|(n, l)| {
-                let l = l.map_err(|e| StoreError::Setup(format!("import: {e}")))?;
-                serde_json::from_str(&l)
-                    .map_err(|e| StoreError::Corrupt(format!("import: line {}: {e}", n + 1)))
-            })
-            .collect::<Result<_, _>>()?;
-        match lines.first() {
-            Some(Line::Header {
-                format, version, ..
-            }) if format == FORMAT && *version == VERSION => {}
-            Some(Line::Header { version, .. }) => {
-                return Err(StoreError::Setup(format!(
-                    "import: export format version {version}; this build reads version {VERSION}"
-                )))
-            }
-            _ => {
-                return Err(StoreError::Setup(
-                    "import: not a cloudheed-auth export (no header line)".into(),
-                ))
-            }
-        }
+        let lines = read_lines(input)?;
         let tx = self.db.begin_write()?;
         let moved = import(&tx, lines)?;
         tx.commit()?;
         self.cache.clear();
         Ok(moved)
     }
+}
+
+/// Every line of an export, after checking its header names this format and version.
+pub(super) fn read_lines(input: impl BufRead) -> Result<Vec<Line>, StoreError> {
+    let lines: Vec<Line> = input
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .map(|(n, l)| {
+            let l = l.map_err(|e| StoreError::Setup(format!("import: {e}")))?;
+            serde_json::from_str(&l)
+                .map_err(|e| StoreError::Corrupt(format!("import: line {}: {e}", n + 1)))
+        })
+        .collect::<Result<_, _>>()?;
+    match lines.first() {
+        Some(Line::Header {
+            format, version, ..
+        }) if format == FORMAT && *version == VERSION => {}
+        Some(Line::Header { version, .. }) => {
+            return Err(StoreError::Setup(format!(
+                "import: export format version {version}; this build reads version {VERSION}"
+            )))
+        }
+        _ => {
+            return Err(StoreError::Setup(
+                "import: not a cloudheed-auth export (no header line)".into(),
+            ))
+        }
+    }
+    Ok(lines)
 }
 
 fn export(tx: &ReadTransaction, out: &mut impl Write, now: i64) -> Result<Moved, StoreError> {
@@ -345,8 +351,8 @@ mod tests {
     use crate::domain::audit::{Event, EventKind};
     use crate::store::NewSession;
 
-    fn store(dir: &tempfile::TempDir, name: &str) -> Store {
-        Store::open(&dir.path().join(name).join("db.redb")).expect("open")
+    fn store(dir: &tempfile::TempDir, name: &str) -> RedbStore {
+        RedbStore::open(&dir.path().join(name).join("db.redb")).expect("open")
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use crate::domain::audit::Event;
 use super::audit::append;
 use super::records::{decode, encode, SigningKeyRecord, RECORD_VERSION};
 use super::schema::SIGNING_KEYS;
-use super::{Store, StoreError};
+use super::{RedbStore, StoreError};
 
 /// A stored signing key with its dates.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ fn stored(records: Vec<SigningKeyRecord>) -> Vec<StoredKey> {
         .collect()
 }
 
-impl Store {
+impl RedbStore {
     /// Every signing key still in use, oldest first; on first start, one is created.
     pub async fn signing_keys_or_create(
         &self,
@@ -127,7 +127,7 @@ mod tests {
     #[tokio::test]
     async fn rotation_retires_then_forgets_old_keys() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&tmp.path().join("db.redb")).expect("open");
+        let store = RedbStore::open(&tmp.path().join("db.redb")).expect("open");
         let first = store
             .signing_keys_or_create(100, 900)
             .await

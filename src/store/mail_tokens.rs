@@ -17,7 +17,7 @@ use super::records::{decode, decode_user, encode, MailTokenRecord, RECORD_VERSIO
 use super::rows::{get_user, put_user};
 use super::schema::{LATEST_MAIL_TOKEN, MAIL_TOKENS, USERS, USERS_BY_EMAIL};
 use super::sessions::delete_sessions_where;
-use super::{Changed, Store, StoreError};
+use super::{Changed, RedbStore, StoreError};
 
 /// A token to issue and the mail that carries it.
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ fn latest_key(user_id: &str, kind: TokenKind) -> String {
     format!("{user_id}/{}", kind.as_str())
 }
 
-impl Store {
+impl RedbStore {
     /// Store the token and queue its mail in one transaction, voiding the user's previous token
     /// of the same kind.
     pub async fn issue_mail_token(&self, t: NewMailToken, now: UnixTime) -> Result<(), StoreError> {
@@ -134,7 +134,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl RedbStore {
     /// The account a live reset token belongs to, without using the token: a reset with 2FA
     /// checks the code against it first.
     pub async fn reset_token_account(
@@ -195,7 +195,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl RedbStore {
     /// Use an email-change token: the account's email becomes the address the token was sent
     /// to, if no other account has taken it meanwhile, and counts as verified.
     pub async fn change_email_with(

@@ -11,9 +11,9 @@ use redb::{
 };
 
 use super::schema;
-use super::{Store, StoreError};
+use super::{RedbStore, StoreError};
 
-impl Store {
+impl RedbStore {
     /// Write every table, as of one instant, into a new database at `out` (which must not
     /// exist). It is written beside `out` first and renamed only once complete and checked, so
     /// a failed backup leaves nothing that looks like one.
@@ -298,7 +298,7 @@ mod tests {
     #[tokio::test]
     async fn a_backup_is_compared_row_by_row_with_its_source() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&tmp.path().join("db.redb")).expect("open");
+        let store = RedbStore::open(&tmp.path().join("db.redb")).expect("open");
         store.signing_keys_or_create(100, 900).await.expect("a key");
         let out = tmp.path().join("backup.redb");
         store.backup_to(out.clone()).await.expect("backup");
@@ -309,7 +309,7 @@ mod tests {
             b: &copy.begin_read().expect("read"),
         })
         .expect("identical");
-        let other = Store::open(&tmp.path().join("other.redb")).expect("open");
+        let other = RedbStore::open(&tmp.path().join("other.redb")).expect("open");
         let empty = other.db.begin_read().expect("read");
         let err = schema::each_table(&mut Compare {
             a: &source,

@@ -30,10 +30,12 @@ mod admin;
 mod api_keys;
 mod audit;
 mod export;
+mod facade;
 mod keys;
 mod mail_tokens;
 mod maintenance;
 mod outbox;
+mod pg;
 mod read_cache;
 mod records;
 mod rows;
@@ -53,6 +55,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 pub use api_keys::KeyCreateOutcome;
 pub use audit::{AuditQuery, AuditWalk, Tamper};
 pub use export::{Moved, FORMAT as EXPORT_FORMAT};
+pub use facade::Store;
 pub use keys::StoredKey;
 pub use mail_tokens::{
     EmailChange, NewMailToken, Reset as MailTokenReset, Verified as MailTokenVerified,
@@ -132,9 +135,9 @@ pub(crate) enum Changed {
     No,
 }
 
-/// A handle to the open database; cheap to clone.
+/// The embedded backend: one redb file, written by one thread; cheap to clone.
 #[derive(Clone)]
-pub struct Store {
+pub struct RedbStore {
     db: Arc<Database>,
     /// Read-through caches of the bearer-check reads, kept current by this store's writes.
     cache: Arc<read_cache::ReadCache>,
@@ -142,16 +145,16 @@ pub struct Store {
     writer: Arc<writer::Writer>,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Store")
+        f.write_str("RedbStore")
     }
 }
 
-impl Store {
+impl RedbStore {
     /// Open (or create) the database at `path`, creating its directory with mode 0700 and the
     /// file with mode 0600. Refuses a file that others may read, and a newer schema. Blocking.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
         let setup = |what: &str, e: std::io::Error| StoreError::Setup(format!("{what}: {e}"));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
@@ -184,8 +187,8 @@ impl Store {
             )));
         }
         let db = Arc::new(Database::create(path)?);
-        Store::migrate(&db)?;
-        Ok(Store {
+        RedbStore::migrate(&db)?;
+        Ok(RedbStore {
             writer: Arc::new(writer::Writer::start(db.clone())?),
             cache: Arc::new(read_cache::ReadCache::new(0, 0)),
             db,
@@ -198,8 +201,8 @@ impl Store {
         path: &Path,
         sessions: usize,
         keys: usize,
-    ) -> Result<Store, StoreError> {
-        let mut store = Store::open(path)?;
+    ) -> Result<RedbStore, StoreError> {
+        let mut store = RedbStore::open(path)?;
         store.cache = Arc::new(read_cache::ReadCache::new(sessions, keys));
         Ok(store)
     }
@@ -334,7 +337,7 @@ mod tests {
     async fn creates_private_dir_and_file_and_records_the_schema() {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join("data").join("db.redb");
-        let store = Store::open(&path).expect("open");
+        let store = RedbStore::open(&path).expect("open");
         assert_eq!(
             store.schema_version().await.expect("read"),
             schema::SCHEMA_VERSION
@@ -347,14 +350,14 @@ mod tests {
         assert_eq!(dir_mode & 0o777, 0o700);
         assert_eq!(file_mode & 0o777, 0o600);
         drop(store);
-        Store::open(&path).expect("reopens");
+        RedbStore::open(&path).expect("reopens");
     }
 
     #[tokio::test]
     async fn refuses_a_newer_schema() {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join("db.redb");
-        let store = Store::open(&path).expect("open");
+        let store = RedbStore::open(&path).expect("open");
         store
             .write(|tx| {
                 tx.open_table(schema::META)?.insert("schema_version", 99)?;
@@ -363,7 +366,7 @@ mod tests {
             .await
             .expect("write");
         drop(store);
-        let err = Store::open(&path).expect_err("too new");
+        let err = RedbStore::open(&path).expect_err("too new");
         assert!(
             matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
             "{err}"
@@ -374,9 +377,9 @@ mod tests {
     fn refuses_a_world_readable_file() {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join("db.redb");
-        drop(Store::open(&path).expect("open"));
+        drop(RedbStore::open(&path).expect("open"));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        let err = Store::open(&path).expect_err("unsafe");
+        let err = RedbStore::open(&path).expect_err("unsafe");
         assert!(err.to_string().contains("chmod 600"), "{err}");
     }
 
@@ -384,7 +387,7 @@ mod tests {
     fn a_second_opener_is_refused_while_the_first_holds_the_file() {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join("db.redb");
-        let _first = Store::open(&path).expect("open");
-        assert!(Store::open(&path).is_err());
+        let _first = RedbStore::open(&path).expect("open");
+        assert!(RedbStore::open(&path).is_err());
     }
 }

@@ -8,7 +8,7 @@ use crate::domain::mail::{AfterFailure, OutgoingMail, QueuedMail};
 
 use super::records::{decode, encode, OutboxRecord};
 use super::schema::OUTBOX;
-use super::{Changed, Store, StoreError};
+use super::{Changed, RedbStore, StoreError};
 
 /// Queue `mail` for delivery as part of the caller's transaction: other use cases call this
 /// beside their own writes, so the message exists exactly when they commit. Returns its id.
@@ -37,7 +37,7 @@ fn put(tx: &WriteTransaction, queued: &QueuedMail) -> Result<(), StoreError> {
     Ok(())
 }
 
-impl Store {
+impl RedbStore {
     /// Queue one message on its own; returns its id.
     pub async fn queue_mail(
         &self,
@@ -142,7 +142,7 @@ mod tests {
     #[tokio::test]
     async fn queued_mail_is_due_until_sent_and_backs_off_after_failures() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&tmp.path().join("db.redb")).expect("open");
+        let store = RedbStore::open(&tmp.path().join("db.redb")).expect("open");
         let a = store
             .queue_mail(mail("a@x.test"), 100)
             .await
@@ -191,7 +191,7 @@ mod tests {
         }
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        let store = Store::open(&path).expect("open migrates");
+        let store = RedbStore::open(&path).expect("open migrates");
         assert_eq!(store.schema_version().await.expect("version"), 4);
         store.queue_mail(mail("a@x.test"), 1).await.expect("queue");
         assert_eq!(store.queued_mail_count().await.expect("count"), 1);

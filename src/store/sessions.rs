@@ -20,7 +20,7 @@ use crate::domain::audit::Event;
 use super::audit::append;
 use super::records::{decode, decode_user, encode, SessionRecord, RECORD_VERSION};
 use super::schema::{REFRESH_TOKENS, SESSIONS, SESSIONS_BY_USER_V1, USERS, USER_SESSIONS};
-use super::{newest_first, Changed, Store, StoreError};
+use super::{newest_first, Changed, RedbStore, StoreError};
 
 /// What a new session is made of.
 #[derive(Debug, Clone)]
@@ -204,7 +204,7 @@ fn delete_session(tx: &WriteTransaction, s: &SessionRecord) -> Result<(), StoreE
     Ok(())
 }
 
-impl Store {
+impl RedbStore {
     /// A live session together with its user: the one read behind every bearer check.
     pub async fn session_with_user(
         &self,
@@ -393,9 +393,9 @@ mod tests {
         }
     }
 
-    async fn store_with_session() -> (tempfile::TempDir, Store) {
+    async fn store_with_session() -> (tempfile::TempDir, RedbStore) {
         let tmp = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&tmp.path().join("db.redb")).expect("open");
+        let store = RedbStore::open(&tmp.path().join("db.redb")).expect("open");
         let s = new_session("ses-1", 1, 100);
         store
             .write(move |tx| {
@@ -596,7 +596,7 @@ mod tests {
         }
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        let store = Store::open(&path).expect("open migrates");
+        let store = RedbStore::open(&path).expect("open migrates");
         assert_eq!(
             store.schema_version().await.expect("version"),
             crate::store::schema::SCHEMA_VERSION

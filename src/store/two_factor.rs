@@ -10,7 +10,7 @@ use super::audit::{append, with_factor};
 use super::records::decode_user;
 use super::rows::{get_user, put_user};
 use super::sessions::delete_sessions_where;
-use super::{Changed, Store, StoreError};
+use super::{Changed, RedbStore, StoreError};
 
 /// Result of storing a pending secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub struct Confirmed {
     pub backup_digests: Vec<[u8; 32]>,
 }
 
-impl Store {
+impl RedbStore {
     /// Keep `secret` as the user's unconfirmed TOTP secret.
     pub async fn set_pending_totp(
         &self,

@@ -14,7 +14,7 @@ use super::records::decode_user;
 use super::rows::{delete_user, get_user, put_user};
 use super::schema::{USERS, USERS_BY_EMAIL};
 use super::sessions::{delete_sessions_where, insert_session, NewSession};
-use super::{Changed, Store, StoreError};
+use super::{Changed, RedbStore, StoreError};
 
 /// What a new account is made of.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub enum CreateOutcome {
     EmailTaken,
 }
 
-impl Store {
+impl RedbStore {
     /// Whether an account uses this (lowercased) email. A hint only: `create_account` decides.
     pub async fn email_taken(&self, email_key: String) -> Result<bool, StoreError> {
         self.read(move |tx| {

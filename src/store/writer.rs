@@ -282,7 +282,7 @@ fn commit_batch(db: &Database, batch: Vec<Box<dyn Job>>, counts: &Counts) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::RedbStore;
     use redb::{ReadableDatabase, TableDefinition};
 
     const T: TableDefinition<u64, u64> = TableDefinition::new("writer_test");
@@ -331,7 +331,7 @@ mod tests {
     async fn fifty_concurrent_writes_all_land_and_survive_a_reopen() {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join("db.redb");
-        let store = Store::open(&path).expect("open");
+        let store = RedbStore::open(&path).expect("open");
         let tasks: Vec<_> = (0..50u64)
             .map(|k| {
                 let store = store.clone();
@@ -343,14 +343,14 @@ mod tests {
         }
         assert!(store.writer.syncs() <= 50);
         drop(store);
-        let store = Store::open(&path).expect("the writer let go of the file");
+        let store = RedbStore::open(&path).expect("the writer let go of the file");
         assert_eq!(keys(&store.db), (0..50).collect::<Vec<_>>());
     }
 
     #[tokio::test]
     async fn one_batch_commits_the_good_writes_and_drops_the_bad_ones() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&tmp.path().join("db.redb")).expect("open");
+        let store = RedbStore::open(&tmp.path().join("db.redb")).expect("open");
         let w = &store.writer;
         let before = w.syncs();
         let release = w.hold();
@@ -417,7 +417,7 @@ mod tests {
     #[tokio::test]
     async fn a_panic_is_re_raised_at_its_caller() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&tmp.path().join("db.redb")).expect("open");
+        let store = RedbStore::open(&tmp.path().join("db.redb")).expect("open");
         let s = store.clone();
         let err = tokio::spawn(async move {
             s.write(|_tx| -> Result<(), StoreError> { panic!("a bug in one write") })
@@ -432,7 +432,7 @@ mod tests {
     #[tokio::test]
     async fn batches_are_bounded_and_a_batch_that_wrote_nothing_costs_no_sync() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&tmp.path().join("db.redb")).expect("open");
+        let store = RedbStore::open(&tmp.path().join("db.redb")).expect("open");
         let w = &store.writer;
         let before = w.syncs();
         let release = w.hold();

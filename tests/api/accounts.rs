@@ -360,6 +360,9 @@ async fn login_needs_both_fields() {
 
 #[tokio::test]
 async fn login_rehashes_when_the_configured_cost_changes() {
+    if !crate::helpers::on_redb("login_rehashes_when_the_configured_cost_changes") {
+        return;
+    }
     let app = TestApp::spawn().await;
     app.register("cost@example.com").await;
     let app = app.restart_with("[passwords]\nscrypt_log_n = 11").await;
@@ -394,6 +397,9 @@ async fn stored_hash(app: &TestApp, email: &str) -> String {
 
 #[tokio::test]
 async fn passwords_are_stored_only_as_salted_scrypt_hashes() {
+    if !crate::helpers::on_redb("passwords_are_stored_only_as_salted_scrypt_hashes") {
+        return;
+    }
     let app = TestApp::spawn().await;
     app.register("s1@example.com").await;
     app.register("s2@example.com").await;
@@ -445,6 +451,9 @@ async fn a_login_for_an_unknown_email_spends_a_hash_too() {
 
 #[tokio::test]
 async fn no_bearer_secret_is_stored_in_the_clear() {
+    if !crate::helpers::on_redb("no_bearer_secret_is_stored_in_the_clear") {
+        return;
+    }
     let app = TestApp::spawn().await;
     let t = app.register("clear@example.com").await;
     let rotated = tokens(&app.refresh(&t.refresh_token).await);
@@ -477,6 +486,9 @@ async fn no_bearer_secret_is_stored_in_the_clear() {
 
 #[tokio::test]
 async fn a_damaged_record_is_a_500_that_shows_nothing() {
+    if !crate::helpers::on_redb("a_damaged_record_is_a_500_that_shows_nothing") {
+        return;
+    }
     let app = TestApp::spawn().await;
     let t = app.register("damaged@example.com").await;
     app.stop().await;

@@ -65,6 +65,29 @@ impl TestResponse {
     }
 }
 
+/// The PostgreSQL schema of the server in `dir`: made on first use, kept for its restarts.
+fn postgres_url(dir: &TempDir) -> String {
+    let file = dir.path().join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return url;
+    }
+    let url = crate::postgres::server()
+        .expect("PostgreSQL for CLOUDHEED_TEST_BACKEND=postgres")
+        .new_schema();
+    std::fs::write(&file, &url).expect("write");
+    url
+}
+
+/// Whether this run's servers keep a redb file (tests that read the file itself only hold
+/// there); says so when they do not.
+pub fn on_redb(test: &str) -> bool {
+    let redb = !crate::postgres::suite_on_postgres();
+    if !redb {
+        eprintln!("{test}: reads the redb file; not run on PostgreSQL");
+    }
+    redb
+}
+
 /// Merge `extra` TOML over the test defaults (temp data dir, scrypt_log_n = 10, per-address
 /// rate limits off: every test client is 127.0.0.1; the rate-limit tests turn them on).
 fn config_text(dir: &TempDir, extra: &str) -> String {
@@ -73,6 +96,12 @@ fn config_text(dir: &TempDir, extra: &str) -> String {
         dir.path().join("data").display().to_string()
     ))
     .expect("base config");
+    if crate::postgres::suite_on_postgres() {
+        let mut store = toml::Table::new();
+        store.insert("backend".into(), "postgres".into());
+        store.insert("url".into(), postgres_url(dir).into());
+        base.insert("store".into(), toml::Value::Table(store));
+    }
     let extra: toml::Table = toml::from_str(extra).expect("extra config");
     for (k, v) in extra {
         match (base.get_mut(&k), v) {

@@ -51,6 +51,10 @@ fn assert_restored(data: &Path) {
 
 #[tokio::test]
 async fn planted_symlinks_and_links_redirect_nothing_outside_the_data_dir() {
+    if !crate::helpers::on_redb("planted_symlinks_and_links_redirect_nothing_outside_the_data_dir")
+    {
+        return;
+    }
     let source = TestApp::spawn().await;
     source.stop().await;
     let root = tempfile::tempdir().expect("tmp");

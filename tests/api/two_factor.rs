@@ -625,6 +625,9 @@ async fn api_keys_cannot_touch_two_factor() {
 
 #[tokio::test]
 async fn secrets_and_backup_codes_are_not_kept_in_the_clear() {
+    if !crate::helpers::on_redb("secrets_and_backup_codes_are_not_kept_in_the_clear") {
+        return;
+    }
     let app = TestApp::spawn().await;
     let (_, secret, codes) = enabled_user(&app, "rest@example.com").await;
     let me = app.login("rest@example.com", PASSWORD).await;
