@@ -131,6 +131,7 @@ impl App {
             rate_limiter: limits,
             metrics: Default::default(),
             rotation: Default::default(),
+            keys_reloaded_at: Default::default(),
             account_lock: Default::default(),
             token_cache: crate::service::token_cache::TokenCache::new(config_tokens_cache),
             mailer,
@@ -154,6 +155,19 @@ impl App {
         let mut connections = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         let flusher = tokio::spawn(flush_key_usage_periodically(self.state.clone()));
+        // On a shared database another instance may rotate the signing key: pick it up well
+        // within the JWKS max-age (60 s), so both sign with it and verify what the other signed.
+        let key_reloader = (!self.state.store.is_redb()).then(|| {
+            tokio::spawn(crate::service::state::every(
+                self.state.clone(),
+                Duration::from_secs(20),
+                |state| async move {
+                    if let Err(e) = state.reload_keys(false).await {
+                        tracing::error!(error = %e, "could not reload the signing keys");
+                    }
+                },
+            ))
+        });
         let pruner = tokio::spawn(crate::service::audit::prune_periodically(
             self.state.clone(),
         ));
@@ -208,6 +222,7 @@ impl App {
         self.state.stopping.notify_waiters();
         let grace = self.state.config.limits.shutdown_grace;
         let mut tasks = vec![flusher, pruner];
+        tasks.extend(key_reloader);
         tasks.extend(mailer);
         for mut task in tasks {
             if tokio::time::timeout(grace, &mut task).await.is_err() {

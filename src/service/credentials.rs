@@ -1,6 +1,7 @@
 //! Who is calling: a bearer access token of a live session, or an API key. The hottest path of
 //! every deployment, so each kind costs one cheap check and one read, and never a write.
 
+use crate::crypto::jwt::JwtError;
 use crate::crypto::{api_key, random};
 use crate::domain::models::{Credential, Principal, User};
 use crate::error::Error;
@@ -22,13 +23,21 @@ pub async fn authenticate(state: &AppState, bearer: &str) -> Result<Principal, E
 async fn authenticate_token(state: &AppState, token: &str) -> Result<Principal, Error> {
     let now = state.now();
     let issuer = &state.config.tokens.issuer;
-    let claims = state
+    let mut verified = state
         .token_cache
-        .verify(token, &state.keyring(), issuer, now)
-        .map_err(|e| {
-            tracing::debug!(reason = ?e, "access token refused");
-            Error::Unauthorized
-        })?;
+        .verify(token, &state.keyring(), issuer, now);
+    // A key this instance has not loaded yet may be one another instance sharing the database
+    // just made: read the keys back (at most once a second) and look again.
+    if matches!(verified, Err(JwtError::UnknownKey)) && !state.store.is_redb() {
+        state.reload_keys(true).await?;
+        verified = state
+            .token_cache
+            .verify(token, &state.keyring(), issuer, now);
+    }
+    let claims = verified.map_err(|e| {
+        tracing::debug!(reason = ?e, "access token refused");
+        Error::Unauthorized
+    })?;
     let Some(found) = state
         .store
         .session_with_user(claims.sid.clone(), now)

@@ -36,6 +36,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Serialises key rotations, so the keyring installed is always the one last stored.
     pub rotation: tokio::sync::Mutex<()>,
+    /// When the keyring was last read back from a shared store (another instance may rotate).
+    pub keys_reloaded_at: std::sync::atomic::AtomicI64,
     /// Token buckets per client and per account.
     pub rate_limiter: crate::service::rate_limit::RateLimiter,
     /// Access tokens whose signature was already checked.
@@ -64,6 +66,31 @@ impl AppState {
     ) -> Result<(), crate::error::Error> {
         let ring = keyring(stored, self.config.key_keep_for())?;
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ring);
+        Ok(())
+    }
+}
+
+impl AppState {
+    /// Read the signing keys back from the store and install them: another instance sharing the
+    /// database may have rotated. `on_demand` (a token with a key not loaded yet, which anyone
+    /// can send): at most once a second however often it is asked for.
+    pub async fn reload_keys(&self, on_demand: bool) -> Result<(), crate::error::Error> {
+        use std::sync::atomic::Ordering;
+        let now = self.now();
+        if on_demand && self.keys_reloaded_at.swap(now, Ordering::Relaxed) == now {
+            return Ok(());
+        }
+        let _one_at_a_time = self.rotation.lock().await;
+        let stored = self
+            .store
+            .signing_keys_or_create(now, self.config.key_keep_for())
+            .await?;
+        let before = self.keyring().active().kid().to_string();
+        self.set_keys(stored)?;
+        let after = self.keyring().active().kid().to_string();
+        if before != after {
+            tracing::info!(kid = %after, "signing with a key another instance made");
+        }
         Ok(())
     }
 }

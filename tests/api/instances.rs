@@ -45,3 +45,157 @@ async fn readiness_follows_the_database_and_recovers_without_a_restart() {
         "served again, same data"
     );
 }
+
+/// Two servers on one schema: instances A and B of one deployment.
+async fn pair(pg: &postgres::PgServer, extra: &str) -> (TestApp, TestApp) {
+    let url = pg.new_schema();
+    let config = format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n{extra}");
+    let a = TestApp::spawn_with(&config).await;
+    let b = TestApp::spawn_with(&config).await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_instance_ends_the_other_refuses_at_once() {
+    let Some(pg) = postgres::server() else {
+        return;
+    };
+    let (a, b) = pair(pg, "").await;
+    let t = a.register("shared@example.com").await;
+    assert_eq!(b.me(&t.token).await.status, 200, "B knows A's session");
+    let other = crate::helpers::tokens(
+        &b.login("shared@example.com", crate::helpers::PASSWORD)
+            .await,
+    );
+    assert_eq!(a.me(&other.token).await.status, 200, "and A knows B's");
+    // A logout on A: B refuses the very next request, and the refresh token.
+    let r = a
+        .post_as("/v1/auth/logout", Some(&t.token), serde_json::json!({}))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(b.me(&t.token).await.status, 401);
+    assert_eq!(b.refresh(&t.refresh_token).await.status, 401);
+    // A key made on B works on A; revoked on A, B refuses it.
+    let key = crate::helpers::create_key(&b, &other.token, &["databases:read"]).await;
+    assert_eq!(a.get("/v1/auth/verify", Some(&key)).await.status, 200);
+    let listed = a.get("/v1/auth/api-keys", Some(&other.token)).await.json();
+    let id = listed["api_keys"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(
+        a.delete(&format!("/v1/auth/api-keys/{id}"), &other.token)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(b.get("/v1/auth/verify", Some(&key)).await.status, 401);
+    // An operator disables the account through A: B refuses its tokens.
+    let r = crate::helpers::admin(
+        &a,
+        serde_json::json!({"cmd": "user_disable", "email": "shared@example.com"}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let refused = b.me(&other.token).await;
+    assert!(
+        refused.status == 401 || refused.status == 403,
+        "{:?}",
+        refused.body
+    );
+    let login = b
+        .login("shared@example.com", crate::helpers::PASSWORD)
+        .await;
+    assert_eq!(login.code(), "account_disabled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_concurrent_refreshes_across_instances_at_most_one_succeeds() {
+    let Some(pg) = postgres::server() else {
+        return;
+    };
+    let (a, b) = pair(pg, "").await;
+    for round in 0..10 {
+        let t = a.register(&format!("race{round}@example.com")).await;
+        let (ra, rb) = tokio::join!(a.refresh(&t.refresh_token), b.refresh(&t.refresh_token));
+        let wins = [ra.status, rb.status].iter().filter(|s| **s == 200).count();
+        assert!(wins <= 1, "round {round}: both rotated one token");
+        assert!(
+            [ra.status, rb.status]
+                .iter()
+                .all(|s| *s == 200 || *s == 401),
+            "round {round}: {} {}",
+            ra.status,
+            rb.status
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_on_one_instance_signs_and_verifies_on_the_other() {
+    let Some(pg) = postgres::server() else {
+        return;
+    };
+    let (a, b) = pair(pg, "").await;
+    let before = a.register("keys-before@example.com").await;
+    let r = crate::helpers::admin(&a, serde_json::json!({"cmd": "keys_rotate"})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    let after = a.register("keys-after@example.com").await;
+    let kid = |t: &str| {
+        crate::helpers::jwt_part(t, 0)["kid"]
+            .as_str()
+            .expect("kid")
+            .to_string()
+    };
+    assert_ne!(kid(&before.token), kid(&after.token));
+    assert_eq!(
+        b.me(&after.token).await.status,
+        200,
+        "B accepts A's new key at once"
+    );
+    assert_eq!(
+        b.me(&before.token).await.status,
+        200,
+        "and still the old one"
+    );
+    let jwks = b.get("/.well-known/jwks.json", None).await.json();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("kid"))
+        .collect();
+    assert!(kids.contains(&kid(&after.token).as_str()), "{jwks}");
+    let on_b = crate::helpers::tokens(
+        &b.login("keys-before@example.com", crate::helpers::PASSWORD)
+            .await,
+    );
+    assert_eq!(
+        kid(&on_b.token),
+        kid(&after.token),
+        "B signs with the new key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_instance_records_the_use_of_keys() {
+    let Some(pg) = postgres::server() else {
+        return;
+    };
+    let (a, b) = pair(pg, "[api_keys]\nlast_used_flush = \"1s\"\n").await;
+    let t = a.register("usage@example.com").await;
+    let key = crate::helpers::create_key(&a, &t.token, &["databases:read"]).await;
+    assert_eq!(b.get("/v1/auth/verify", Some(&key)).await.status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = a.get("/v1/auth/api-keys", Some(&t.token)).await.json();
+        if listed["api_keys"][0]["last_used_at"].is_string() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B's use never reached A: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
