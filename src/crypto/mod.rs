@@ -7,4 +7,5 @@ pub mod jwt;
 pub mod keys;
 pub mod password;
 pub mod random;
+pub mod seal;
 pub mod totp;

@@ -1,5 +1,6 @@
 //! Issuing token pairs and rotating refresh tokens (with reuse detection and the optional grace).
 
+use crate::crypto::seal;
 use crate::domain::audit::{Actor, Event, EventKind};
 use crate::domain::models::ClientInfo;
 use std::collections::{HashMap, VecDeque};
@@ -136,6 +137,28 @@ fn well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// What a refresh grace successor is sealed for.
+const GRACE: &str = "cloudheed-auth refresh grace v1";
+
+/// A pair as the bytes kept sealed for other instances.
+fn pair_bytes(pair: &TokenPair) -> Vec<u8> {
+    format!(
+        "{}\n{}",
+        pair.access_token.expose(),
+        pair.refresh_token.expose()
+    )
+    .into_bytes()
+}
+
+fn pair_from_bytes(bytes: &[u8]) -> Option<TokenPair> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let (access, refresh) = text.split_once('\n')?;
+    Some(TokenPair {
+        access_token: Secret::new(access.to_string()),
+        refresh_token: Secret::new(refresh.to_string()),
+    })
+}
+
 /// Exchange a refresh token for a new pair (RFC 9700 §4.14.2 rotation).
 pub async fn refresh(
     state: &Arc<AppState>,
@@ -172,7 +195,7 @@ async fn exchange(
     // mid-request (hyper then drops this future): otherwise a retry within the grace would find
     // a committed rotation without its successor. A spawned task runs to completion regardless.
     let state = state.clone();
-    let task = async move { rotate(&state, presented_hash, client).await };
+    let task = async move { rotate(&state, presented, presented_hash, client).await };
     tokio::spawn(tracing::Instrument::in_current_span(task))
         .await
         .unwrap_or_else(|e| {
@@ -185,6 +208,7 @@ async fn exchange(
 
 async fn rotate(
     state: &AppState,
+    presented: Secret,
     presented_hash: [u8; 32],
     client: ClientInfo,
 ) -> Result<TokenPair, Error> {
@@ -212,11 +236,31 @@ async fn rotate(
                     .refresh
                     .grace()
                     .remember(presented_hash, &pair, now, now + grace);
+                // Other instances sharing the database answer its re-presentation too; only the
+                // holder of the presented token can open what is kept for them.
+                let plain = zeroize::Zeroizing::new(pair_bytes(&pair));
+                let sealed = seal::seal(presented.expose().as_bytes(), GRACE, &plain);
+                if let Err(e) = state
+                    .store
+                    .remember_grace(presented_hash, sealed, now, now + grace)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not share a refresh successor with other instances");
+                }
             }
             Ok(pair)
         }
         Rotation::WithinGrace { session_id } => {
-            let successor = state.refresh.grace().successor(&presented_hash, now);
+            let mut successor = state.refresh.grace().successor(&presented_hash, now);
+            if successor.is_none() {
+                successor = state
+                    .store
+                    .grace_successor(presented_hash, now)
+                    .await?
+                    .and_then(|sealed| seal::open(presented.expose().as_bytes(), GRACE, &sealed))
+                    .map(zeroize::Zeroizing::new)
+                    .and_then(|bytes| pair_from_bytes(&bytes));
+            }
             match successor {
                 Some(pair) => Ok(pair),
                 // The successor was made before a restart; refuse without ending the session.

@@ -113,6 +113,33 @@ impl Store {
         matches!(self, Store::Redb(_))
     }
 
+    /// Keep a rotated-out token's sealed successor for the other instances (a shared database
+    /// only: one redb process keeps it in memory).
+    pub async fn remember_grace(
+        &self,
+        presented: [u8; 32],
+        sealed: Vec<u8>,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Redb(_) => Ok(()),
+            Store::Postgres(s) => s.remember_grace(presented, sealed, now, expires_at).await,
+        }
+    }
+
+    /// A rotated-out token's sealed successor, kept by another instance.
+    pub async fn grace_successor(
+        &self,
+        presented: [u8; 32],
+        now: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Store::Redb(_) => Ok(None),
+            Store::Postgres(s) => s.grace_successor(presented, now).await,
+        }
+    }
+
     /// Whether the database answers now (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {

@@ -199,3 +199,37 @@ async fn every_instance_records_the_use_of_keys() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_grace_and_reuse_detection_hold_across_instances() {
+    let Some(pg) = postgres::server() else {
+        return;
+    };
+    let (a, b) = pair(pg, "[tokens]\nrefresh_reuse_grace = \"10s\"\n").await;
+    let t = a.register("grace-pair@example.com").await;
+    let first = a.refresh(&t.refresh_token).await;
+    assert_eq!(first.status, 200);
+    let again = b.refresh(&t.refresh_token).await;
+    assert_eq!(
+        again.status, 200,
+        "B answers within the grace: {:?}",
+        again.body
+    );
+    assert_eq!(
+        again.json()["refresh_token"],
+        first.json()["refresh_token"],
+        "with the very same successor, never a second lineage"
+    );
+    // Past the grace, the spent token presented to B is reuse: the whole session ends, on A too.
+    b.clock.advance(11);
+    assert_eq!(b.refresh(&t.refresh_token).await.status, 401);
+    let successor = first.json()["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_string();
+    assert_eq!(
+        a.refresh(&successor).await.status,
+        401,
+        "the session ended everywhere"
+    );
+}

@@ -20,10 +20,11 @@ use super::StoreError;
 
 /// The schema this build reads and writes on PostgreSQL (its own numbering; redb's is in
 /// `schema.rs`).
-pub const PG_SCHEMA_VERSION: i64 = 1;
+pub const PG_SCHEMA_VERSION: i64 = 2;
 
 /// Each migration, in order: migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id text PRIMARY KEY,
     email_key text NOT NULL UNIQUE,
@@ -75,7 +76,16 @@ CREATE TABLE audit_meta (
     name text PRIMARY KEY,
     record bytea NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE refresh_grace (
+    hash bytea PRIMARY KEY,
+    sealed bytea NOT NULL,
+    expires_at bigint NOT NULL
+);
+CREATE INDEX refresh_grace_by_end ON refresh_grace (expires_at);
+"#,
+];
 
 /// The advisory-lock class of this server's locks; the second key is the schema's hash, so
 /// databases (or schemas) of unrelated deployments never wait on each other.

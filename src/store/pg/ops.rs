@@ -508,6 +508,43 @@ impl PgStore {
         Ok(Rotation::Rotated(Session::from(&s)))
     }
 
+    /// Keep the successor of a rotated-out token, sealed so that only its holder can open it,
+    /// until `expires_at`: another instance answers that token's re-presentation within the
+    /// grace with the very same pair.
+    pub async fn remember_grace(
+        &self,
+        presented: [u8; 32],
+        sealed: Vec<u8>,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        c.execute("DELETE FROM refresh_grace WHERE expires_at <= $1", &[&now])
+            .await?;
+        c.execute(
+            "INSERT INTO refresh_grace (hash, sealed, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (hash) DO UPDATE SET sealed = EXCLUDED.sealed, expires_at = EXCLUDED.expires_at",
+            &[&presented.as_slice(), &sealed, &expires_at],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The sealed successor of a rotated-out token, while its grace lasts.
+    pub async fn grace_successor(
+        &self,
+        presented: [u8; 32],
+        now: UnixTime,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let c = self.client().await?;
+        Ok(c.query_opt(
+            "SELECT sealed FROM refresh_grace WHERE hash = $1 AND expires_at > $2",
+            &[&presented.as_slice(), &now],
+        )
+        .await?
+        .map(|r| r.get(0)))
+    }
+
     /// End a session if it belongs to `user_id`, recording `event`.
     pub async fn revoke_session(
         &self,
