@@ -118,11 +118,11 @@ pub async fn login(
     };
     // Counted from its start, per client and per account; a locked account answers 429
     // whatever the password, so the lock reveals nothing about it.
-    let guess = match guesses::begin_login(state, record.as_ref(), client.ip) {
+    let guess = match guesses::begin_login(state, record.as_ref(), client.ip).await {
         Ok(g) => g,
         Err(e) => {
             if let Some(r) = &record {
-                if state.account_lock.is_locked(&r.id, state.now()) {
+                if guesses::is_locked(state, &r.id).await.unwrap_or(false) {
                     let reason = LoginFailure::Locked;
                     super::audit::login_failed(state, r, reason, &client, false).await;
                 }

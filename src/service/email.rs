@@ -181,7 +181,7 @@ pub async fn reset_password(
         let Some(code) = code.filter(|c| !c.expose().is_empty()) else {
             return Err(Error::TotpRequired);
         };
-        let guess = guesses::begin(state, &account, ip)?;
+        let guess = guesses::begin(state, &account, ip).await?;
         match two_factor::check_code(state, &account, code.expose()).await? {
             Some(used) => {
                 guess.pending();

@@ -11,7 +11,9 @@ use crate::domain::net::is_known_network;
 use crate::error::Error;
 use crate::service::state::AppState;
 
-use super::rate_limit::Bucket;
+use super::lockout;
+use super::rate_limit::{self, Bucket};
+use crate::clock::UnixTime;
 
 /// A guess in progress. Dropping it without a verdict leaves it counted as a failure, which is
 /// what a client that went away mid-check gets.
@@ -31,40 +33,51 @@ pub struct Guess<'a> {
 /// client only). 429 when the client or the account is out of attempts; the account's lock
 /// does not refuse a network the account logged in from in the last 30 days, so whoever knows
 /// an email cannot keep its owner out.
-pub fn begin_login<'a>(
+pub async fn begin_login<'a>(
     state: &'a AppState,
     user: Option<&Account>,
     ip: Option<IpAddr>,
 ) -> Result<Guess<'a>, Error> {
-    start(state, user, ip, true)
+    start(state, user, ip, true).await
 }
 
 /// Start a guess made inside a session (2FA setup, verify, disable). The lock refuses every
 /// network here: a stolen session may well be used from its victim's.
-pub fn begin<'a>(
+pub async fn begin<'a>(
     state: &'a AppState,
     user: &Account,
     ip: Option<IpAddr>,
 ) -> Result<Guess<'a>, Error> {
-    start(state, Some(user), ip, false)
+    start(state, Some(user), ip, false).await
 }
 
-fn start<'a>(
+async fn start<'a>(
     state: &'a AppState,
     user: Option<&Account>,
     ip: Option<IpAddr>,
     known_networks_pass: bool,
 ) -> Result<Guess<'a>, Error> {
     let now = state.now();
-    state.rate_limiter.take(Bucket::Failures, ip, now)?;
+    take_failure(state, ip, now).await?;
     let mut locks = false;
     if let Some(user) = user {
         let known = known_networks_pass
             && ip.is_some_and(|ip| is_known_network(&user.login_networks, ip, now));
-        match state.account_lock.begin(&user.id, now, known) {
+        let id = user.id.clone();
+        let shared = state
+            .store
+            .update_shared(lock_key(&id), now, |b| {
+                lockout::shared::begin(b, &id, now, known)
+            })
+            .await?;
+        let begun = match shared {
+            Some(begun) => begun,
+            None => state.account_lock.begin(&user.id, now, known),
+        };
+        match begun {
             Ok(l) => locks = l,
             Err(e) => {
-                state.rate_limiter.give_back(Bucket::Failures, ip);
+                give_back_failure(state, ip);
                 return Err(e);
             }
         }
@@ -78,21 +91,93 @@ fn start<'a>(
     })
 }
 
+fn lock_key(user_id: &str) -> String {
+    format!("lock:{user_id}")
+}
+
+fn failures_key(state: &AppState, ip: IpAddr) -> String {
+    format!("failures:{}", state.rate_limiter.network(ip))
+}
+
+/// Take a guess from the client's failure bucket: the one every instance shares when the store
+/// is shared, this instance's otherwise.
+async fn take_failure(state: &AppState, ip: Option<IpAddr>, now: UnixTime) -> Result<(), Error> {
+    let rates = state.rate_limiter.rates(Bucket::Failures);
+    let (Some(ip), false) = (ip, state.store.is_redb() || rates.is_empty()) else {
+        return state.rate_limiter.take(Bucket::Failures, ip, now);
+    };
+    let taken = state
+        .store
+        .update_shared(failures_key(state, ip), now, |b| {
+            rate_limit::shared::take(rates, b, now)
+        })
+        .await?;
+    match taken {
+        Some(Err(e)) => {
+            tracing::info!(limit = Bucket::Failures.name(), client = %state.rate_limiter.network(ip), "rate limited");
+            Err(e)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Return a guess to the client's failure bucket.
+fn give_back_failure(state: &AppState, ip: Option<IpAddr>) {
+    let rates = state.rate_limiter.rates(Bucket::Failures).to_vec();
+    match ip {
+        Some(ip) if !state.store.is_redb() && !rates.is_empty() => {
+            let now = state.now();
+            update_shared_later(state, failures_key(state, ip), move |b| {
+                rate_limit::shared::give_back(&rates, b, now)
+            });
+        }
+        _ => state.rate_limiter.give_back(Bucket::Failures, ip),
+    }
+}
+
+/// Update shared limit state off the request: a count given back need not hold up the answer.
+fn update_shared_later(
+    state: &AppState,
+    key: String,
+    f: impl FnOnce(Option<&[u8]>) -> Vec<u8> + Send + 'static,
+) {
+    if state.store.is_redb() {
+        return;
+    }
+    let (store, now) = (state.store.clone(), state.now());
+    tokio::spawn(tracing::Instrument::in_current_span(async move {
+        if let Err(e) = store.update_shared(key, now, |b| (f(b), ())).await {
+            tracing::error!(error = %e, "could not update a shared limit");
+        }
+    }));
+}
+
+/// Whether the account is locked now, as the guesses of every instance left it.
+pub async fn is_locked(state: &AppState, user_id: &str) -> Result<bool, Error> {
+    if state.store.is_redb() {
+        return Ok(state.account_lock.is_locked(user_id, state.now()));
+    }
+    let bytes = state.store.read_shared(lock_key(user_id)).await?;
+    Ok(lockout::shared::is_locked(bytes.as_deref(), state.now()))
+}
+
 impl Guess<'_> {
     /// It was right: the account's run of failures ends and the client's attempt is returned.
     pub fn succeeded(self) {
         if let Some(id) = &self.user_id {
             self.state.account_lock.succeed(id);
+            update_shared_later(self.state, lock_key(id), |_| Vec::new());
         }
-        self.state.rate_limiter.give_back(Bucket::Failures, self.ip);
+        give_back_failure(self.state, self.ip);
     }
 
     /// A right password still waiting for its code: not a failure, but not a success either.
     pub fn pending(self) {
         if let Some(id) = &self.user_id {
             self.state.account_lock.undo(id);
+            update_shared_later(self.state, lock_key(id), lockout::shared::undo);
         }
-        self.state.rate_limiter.give_back(Bucket::Failures, self.ip);
+        give_back_failure(self.state, self.ip);
     }
 
     /// It was wrong; it stays counted. If it locked the account, that is recorded (off the
@@ -150,7 +235,7 @@ pub async fn confirm_password(
         .user_by_id(user_id.to_string())
         .await?
         .ok_or(Error::Unauthorized)?;
-    let guess = begin(state, &account, ip)?;
+    let guess = begin(state, &account, ip).await?;
     let verified = state
         .hasher
         .verify(password, Some(account.password_hash.clone()))

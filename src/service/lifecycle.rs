@@ -62,7 +62,7 @@ pub async fn delete_account(
         .user_by_id(who.user.id.clone())
         .await?
         .ok_or(Error::Unauthorized)?;
-    let guess = guesses::begin(state, &account, ip)?;
+    let guess = guesses::begin(state, &account, ip).await?;
     let event = audit::in_session(state, EventKind::AccountDeleted, who, client);
     let outcome = confirm_and_delete(state, &account, password, code, event).await;
     let outcome = guess.settle(outcome);

@@ -47,23 +47,7 @@ impl AccountLock {
     pub fn begin(&self, user_id: &str, now: UnixTime, known: bool) -> Result<bool, Error> {
         let mut runs = self.runs();
         let run = runs.entry(user_id.to_string()).or_default();
-        if !known {
-            locked(run, now).inspect_err(|_| {
-                tracing::info!(limit = "account_lock", user_id = %user_id, "rate limited");
-            })?;
-        }
-        run.attempts = run.attempts.saturating_add(1);
-        let mut locks = false;
-        if run.attempts >= FREE_ATTEMPTS {
-            let doublings = (run.attempts - FREE_ATTEMPTS).min(10);
-            let until = now + (FIRST_LOCK_SECS << doublings).min(MAX_LOCK_SECS);
-            if run.locked_until <= now {
-                locks = true;
-                tracing::warn!(user_id = %user_id, attempts = run.attempts, lock_secs = until - now, "account locked");
-            }
-            run.locked_until = until;
-        }
-        Ok(locks)
+        attempt(run, user_id, now, known)
     }
 
     /// Whether the account is locked at `now` (for networks it never logged in from).
@@ -82,10 +66,89 @@ impl AccountLock {
     /// still to come).
     pub fn undo(&self, user_id: &str) {
         if let Some(run) = self.runs().get_mut(user_id) {
-            if run.attempts < FREE_ATTEMPTS {
-                run.attempts = run.attempts.saturating_sub(1);
-            }
+            undo(run);
         }
+    }
+}
+
+/// One attempt of a run: 429 while locked (unless from a `known` network), otherwise counted;
+/// `Ok(true)` when it is the one that locks. One rule for the memory of one instance and for
+/// the state several instances share.
+fn attempt(run: &mut Run, user_id: &str, now: UnixTime, known: bool) -> Result<bool, Error> {
+    if !known {
+        locked(run, now).inspect_err(|_| {
+            tracing::info!(limit = "account_lock", user_id = %user_id, "rate limited");
+        })?;
+    }
+    run.attempts = run.attempts.saturating_add(1);
+    let mut locks = false;
+    if run.attempts >= FREE_ATTEMPTS {
+        let doublings = (run.attempts - FREE_ATTEMPTS).min(10);
+        let until = now + (FIRST_LOCK_SECS << doublings).min(MAX_LOCK_SECS);
+        if run.locked_until <= now {
+            locks = true;
+            tracing::warn!(user_id = %user_id, attempts = run.attempts, lock_secs = until - now, "account locked");
+        }
+        run.locked_until = until;
+    }
+    Ok(locks)
+}
+
+/// Take back an attempt that was no failure, unless the run already locked.
+fn undo(run: &mut Run) {
+    if run.attempts < FREE_ATTEMPTS {
+        run.attempts = run.attempts.saturating_sub(1);
+    }
+}
+
+/// The same rules over a run several instances share, kept as bytes in the store: each takes
+/// the run's bytes (none for a fresh one) and gives back the bytes to keep.
+pub mod shared {
+    use super::{attempt, Run, UnixTime};
+    use crate::error::Error;
+
+    fn read(bytes: Option<&[u8]>) -> Run {
+        let Some(b) = bytes.filter(|b| b.len() == 12) else {
+            return Run::default();
+        };
+        let mut attempts = [0u8; 4];
+        let mut until = [0u8; 8];
+        attempts.copy_from_slice(&b[..4]);
+        until.copy_from_slice(&b[4..]);
+        Run {
+            attempts: u32::from_be_bytes(attempts),
+            locked_until: i64::from_be_bytes(until),
+        }
+    }
+
+    fn write(run: &Run) -> Vec<u8> {
+        let mut out = run.attempts.to_be_bytes().to_vec();
+        out.extend_from_slice(&run.locked_until.to_be_bytes());
+        out
+    }
+
+    /// `AccountLock::begin` on shared bytes.
+    pub fn begin(
+        bytes: Option<&[u8]>,
+        user_id: &str,
+        now: UnixTime,
+        known: bool,
+    ) -> (Vec<u8>, Result<bool, Error>) {
+        let mut run = read(bytes);
+        let outcome = attempt(&mut run, user_id, now, known);
+        (write(&run), outcome)
+    }
+
+    /// `AccountLock::undo` on shared bytes.
+    pub fn undo(bytes: Option<&[u8]>) -> Vec<u8> {
+        let mut run = read(bytes);
+        super::undo(&mut run);
+        write(&run)
+    }
+
+    /// Whether the shared run is locked at `now`.
+    pub fn is_locked(bytes: Option<&[u8]>, now: UnixTime) -> bool {
+        read(bytes).locked_until > now
     }
 }
 

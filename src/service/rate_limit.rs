@@ -173,23 +173,108 @@ impl RateLimiter {
                 .collect()
         };
         self.levels.with((bucket, subject), make, |levels| {
-            let mut wait = 0.0_f64;
-            for (level, rate) in levels.iter_mut().zip(rates) {
-                refill(level, rate, now);
-                if level.tokens < 1.0 {
-                    wait = wait.max((1.0 - level.tokens) * per_token(rate));
-                }
-            }
-            if wait > 0.0 {
-                return Err(Error::RateLimited {
-                    retry_after: Duration::from_secs(wait.ceil().max(1.0) as u64),
-                });
-            }
-            for level in levels.iter_mut() {
-                level.tokens -= 1.0;
-            }
-            Ok(())
+            take_levels(levels, rates, now)
         })
+    }
+
+    /// The configured windows of `bucket`; none when limits are off.
+    pub fn rates(&self, bucket: Bucket) -> &[Rate] {
+        if self.enabled {
+            &self.rates[bucket.index()]
+        } else {
+            &[]
+        }
+    }
+
+    /// The network a client address is limited as.
+    pub fn network(&self, ip: IpAddr) -> IpAddr {
+        client_network(ip, self.ipv6_prefix)
+    }
+}
+
+/// Take one token from every window, or 429 with the wait (and nothing taken).
+fn take_levels(levels: &mut [Level], rates: &[Rate], now: UnixTime) -> Result<(), Error> {
+    let mut wait = 0.0_f64;
+    for (level, rate) in levels.iter_mut().zip(rates) {
+        refill(level, rate, now);
+        if level.tokens < 1.0 {
+            wait = wait.max((1.0 - level.tokens) * per_token(rate));
+        }
+    }
+    if wait > 0.0 {
+        return Err(Error::RateLimited {
+            retry_after: Duration::from_secs(wait.ceil().max(1.0) as u64),
+        });
+    }
+    for level in levels.iter_mut() {
+        level.tokens -= 1.0;
+    }
+    Ok(())
+}
+
+/// The same buckets kept as bytes in a store several instances share: each takes a bucket's
+/// bytes (none for a fresh one) and gives back the bytes to keep.
+pub mod shared {
+    use super::{take_levels, Level, Rate, UnixTime};
+    use crate::error::Error;
+
+    fn read(rates: &[Rate], bytes: Option<&[u8]>, now: UnixTime) -> Vec<Level> {
+        let stored: Vec<Level> = bytes
+            .unwrap_or_default()
+            .chunks_exact(16)
+            .map(|c| {
+                let mut tokens = [0u8; 8];
+                let mut at = [0u8; 8];
+                tokens.copy_from_slice(&c[..8]);
+                at.copy_from_slice(&c[8..]);
+                Level {
+                    tokens: f64::from_be_bytes(tokens),
+                    at: i64::from_be_bytes(at),
+                }
+            })
+            .collect();
+        if stored.len() == rates.len() {
+            stored
+        } else {
+            rates
+                .iter()
+                .map(|r| Level {
+                    tokens: f64::from(r.count),
+                    at: now,
+                })
+                .collect()
+        }
+    }
+
+    fn write(levels: &[Level]) -> Vec<u8> {
+        levels
+            .iter()
+            .flat_map(|l| {
+                let mut b = l.tokens.to_be_bytes().to_vec();
+                b.extend_from_slice(&l.at.to_be_bytes());
+                b
+            })
+            .collect()
+    }
+
+    /// `RateLimiter::take` on shared bytes.
+    pub fn take(
+        rates: &[Rate],
+        bytes: Option<&[u8]>,
+        now: UnixTime,
+    ) -> (Vec<u8>, Result<(), Error>) {
+        let mut levels = read(rates, bytes, now);
+        let outcome = take_levels(&mut levels, rates, now);
+        (write(&levels), outcome)
+    }
+
+    /// `RateLimiter::give_back` on shared bytes.
+    pub fn give_back(rates: &[Rate], bytes: Option<&[u8]>, now: UnixTime) -> Vec<u8> {
+        let mut levels = read(rates, bytes, now);
+        for (level, rate) in levels.iter_mut().zip(rates) {
+            level.tokens = (level.tokens + 1.0).min(f64::from(rate.count));
+        }
+        write(&levels)
     }
 }
 

@@ -67,7 +67,7 @@ pub async fn setup(
         };
         // A stolen session must not become a password oracle: this check is a guess like a
         // login's, under the same limits.
-        let guess = guesses::begin(state, &user, ip)?;
+        let guess = guesses::begin(state, &user, ip).await?;
         let verified = state
             .hasher
             .verify(password, Some(user.password_hash.clone()))
@@ -123,7 +123,7 @@ pub async fn verify(
     let Some(pending) = user.two_factor.pending.clone() else {
         return Err(Error::TwoFactorNotSetUp);
     };
-    let guess = guesses::begin(state, &user, ip)?;
+    let guess = guesses::begin(state, &user, ip).await?;
     let Some(step) = totp::matching_step(pending.expose(), code.expose(), now, None) else {
         guess.failed();
         return Err(Error::InvalidTotpConfirmation);
@@ -182,7 +182,7 @@ pub async fn disable(
     if !user.two_factor.enabled {
         return Err(Error::TwoFactorNotEnabled);
     }
-    let guess = guesses::begin(state, &user, ip)?;
+    let guess = guesses::begin(state, &user, ip).await?;
     let verified = state
         .hasher
         .verify(password, Some(user.password_hash.clone()))

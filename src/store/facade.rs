@@ -140,6 +140,28 @@ impl Store {
         }
     }
 
+    /// Update limit state every instance shares; `None` on redb, whose one process keeps its
+    /// limits in memory.
+    pub async fn update_shared<R>(
+        &self,
+        key: String,
+        now: UnixTime,
+        f: impl FnOnce(Option<&[u8]>) -> (Vec<u8>, R),
+    ) -> Result<Option<R>, StoreError> {
+        match self {
+            Store::Redb(_) => Ok(None),
+            Store::Postgres(s) => s.update_shared(key, now, f).await.map(Some),
+        }
+    }
+
+    /// Shared limit state; `None` on redb.
+    pub async fn read_shared(&self, key: String) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Store::Redb(_) => Ok(None),
+            Store::Postgres(s) => s.read_shared(key).await,
+        }
+    }
+
     /// Whether the database answers now (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {

@@ -233,3 +233,88 @@ async fn the_refresh_grace_and_reuse_detection_hold_across_instances() {
         "the session ended everywhere"
     );
 }
+
+/// A login from `from` (through the trusted local proxy) with `password`.
+async fn login_from(app: &TestApp, from: &str, email: &str, password: &str) -> u16 {
+    let body = serde_json::json!({"email": email, "password": password}).to_string();
+    app.request(
+        "POST",
+        "/v1/auth/login",
+        &[
+            ("content-type", "application/json"),
+            ("x-forwarded-for", from),
+        ],
+        Some(body.into_bytes()),
+    )
+    .await
+    .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_spread_over_instances_count_together() {
+    let Some(pg) = postgres::server() else {
+        return;
+    };
+    let (a, b) = pair(
+        pg,
+        "[rate_limits]\nenabled = true\nfailures = [\"4/1m\"]\nlogin = [\"100/1m\"]\nregister = [\"100/1m\"]\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+    )
+    .await;
+    // The account lock: five wrong passwords, alternating instances, lock it on both.
+    a.register("locked-pair@example.com").await;
+    for (i, app) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let from = format!("198.51.100.{}", i + 1);
+        assert_eq!(
+            login_from(app, &from, "locked-pair@example.com", "wrong guess 1").await,
+            401
+        );
+    }
+    assert_eq!(
+        login_from(
+            &b,
+            "198.51.100.9",
+            "locked-pair@example.com",
+            "wrong guess 1"
+        )
+        .await,
+        401
+    );
+    for app in [&a, &b] {
+        let status = login_from(
+            app,
+            "198.51.100.10",
+            "locked-pair@example.com",
+            crate::helpers::PASSWORD,
+        )
+        .await;
+        assert_eq!(status, 429, "locked on every instance");
+    }
+    // A client's failure budget (4 a minute): guesses on A and B draw from one bucket.
+    for (i, app) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let email = format!("nobody{i}@example.com");
+        assert_eq!(
+            login_from(app, "203.0.113.50", &email, "wrong guess 2").await,
+            401
+        );
+    }
+    a.register("budget@example.com").await;
+    let status = login_from(
+        &a,
+        "203.0.113.50",
+        "budget@example.com",
+        crate::helpers::PASSWORD,
+    )
+    .await;
+    assert_eq!(
+        status, 429,
+        "the fifth guess from that client, wherever it lands"
+    );
+    let status = login_from(
+        &b,
+        "203.0.113.51",
+        "budget@example.com",
+        crate::helpers::PASSWORD,
+    )
+    .await;
+    assert_eq!(status, 200, "another client is not held back");
+}

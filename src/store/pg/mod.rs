@@ -20,7 +20,7 @@ use super::StoreError;
 
 /// The schema this build reads and writes on PostgreSQL (its own numbering; redb's is in
 /// `schema.rs`).
-pub const PG_SCHEMA_VERSION: i64 = 2;
+pub const PG_SCHEMA_VERSION: i64 = 3;
 
 /// Each migration, in order: migration `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -84,6 +84,14 @@ CREATE TABLE refresh_grace (
     expires_at bigint NOT NULL
 );
 CREATE INDEX refresh_grace_by_end ON refresh_grace (expires_at);
+"#,
+    r#"
+CREATE TABLE shared_limits (
+    key text PRIMARY KEY,
+    state bytea,
+    expires_at bigint NOT NULL
+);
+CREATE INDEX shared_limits_by_end ON shared_limits (expires_at);
 "#,
 ];
 

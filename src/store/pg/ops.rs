@@ -545,6 +545,56 @@ impl PgStore {
         .map(|r| r.get(0)))
     }
 
+    /// Update the limit state under `key` that every instance shares (an account's run of
+    /// failed guesses, a client's bucket) with `f`, under a row lock: guesses spread over the
+    /// instances count together. A handful of statements whatever the load; state untouched
+    /// for a day is forgotten.
+    pub async fn update_shared<R>(
+        &self,
+        key: String,
+        now: UnixTime,
+        f: impl FnOnce(Option<&[u8]>) -> (Vec<u8>, R),
+    ) -> Result<R, StoreError> {
+        const KEEP: i64 = 86_400;
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        tx.execute(
+            "INSERT INTO shared_limits (key, state, expires_at) VALUES ($1, NULL, $2)
+             ON CONFLICT (key) DO NOTHING",
+            &[&key, &(now + KEEP)],
+        )
+        .await?;
+        let current: Option<Vec<u8>> = tx
+            .query_one(
+                "SELECT state FROM shared_limits WHERE key = $1 FOR UPDATE",
+                &[&key],
+            )
+            .await?
+            .get(0);
+        let (next, out) = f(current.as_deref());
+        tx.execute(
+            "UPDATE shared_limits SET state = $2, expires_at = $3 WHERE key = $1",
+            &[&key, &next, &(now + KEEP)],
+        )
+        .await?;
+        tx.commit().await?;
+        if random::bytes::<1>()[0] == 0 {
+            c.execute("DELETE FROM shared_limits WHERE expires_at < $1", &[&now])
+                .await?;
+        }
+        Ok(out)
+    }
+
+    /// The shared limit state under `key`, if any.
+    pub async fn read_shared(&self, key: String) -> Result<Option<Vec<u8>>, StoreError> {
+        let c = self.client().await?;
+        Ok(
+            c.query_opt("SELECT state FROM shared_limits WHERE key = $1", &[&key])
+                .await?
+                .and_then(|r| r.get(0)),
+        )
+    }
+
     /// End a session if it belongs to `user_id`, recording `event`.
     pub async fn revoke_session(
         &self,
