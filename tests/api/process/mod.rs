@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod cli;
 mod durability;
+mod failover;
 mod lifecycle;
 mod load;
 mod logs;
