@@ -93,7 +93,7 @@ impl Store {
                         ))
                     }
                 };
-                PgStore::connect(&url, config.pool_size)
+                PgStore::connect(&url, config.pool_size, caches)
                     .await
                     .map(Store::Postgres)
             }

@@ -8,7 +8,8 @@
 //! an entry read before the change no longer matches and is read again: a logout, a revoke or a
 //! disable holds on the very next request. A version taken before the read and checked on use
 //! also covers a read that raced the write. This works because this process is the only writer
-//! of the redb file; a shared backend would bump versions on a notification instead.
+//! of the redb file. On a database other processes write too, entries also live at most a
+//! fixed short time, so what another instance changes is seen within it.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +46,7 @@ struct Cached<T> {
     value: Arc<T>,
     user_id: String,
     version: u64,
+    read_at: std::time::Instant,
 }
 
 /// The caches, sized by `[cache] sessions` and `[cache] keys` (0 turns one off).
@@ -54,6 +56,9 @@ pub(super) struct ReadCache {
     versions: ShardedLru<String, u64>,
     sessions: Option<ShardedLru<String, Cached<SessionRead>>>,
     keys: Option<ShardedLru<[u8; 32], Cached<KeyRead>>>,
+    /// With a database other processes write too, how long an entry may be used at most: what
+    /// they change is seen within it.
+    max_age: Option<std::time::Duration>,
 }
 
 /// What `session_with_user` reads.
@@ -69,7 +74,75 @@ impl ReadCache {
             versions: ShardedLru::new((sessions + keys).max(1)),
             sessions: (sessions > 0).then(|| ShardedLru::new(sessions)),
             keys: (keys > 0).then(|| ShardedLru::new(keys)),
+            max_age: None,
         }
+    }
+
+    /// Caches for a database other processes write too: entries live at most `max_age`.
+    pub(super) fn shared(sessions: usize, keys: usize, max_age: std::time::Duration) -> Self {
+        Self {
+            max_age: Some(max_age),
+            ..Self::new(sessions, keys)
+        }
+    }
+
+    fn young(&self, read_at: std::time::Instant) -> bool {
+        self.max_age.is_none_or(|m| read_at.elapsed() < m)
+    }
+
+    /// Where a read that may be kept starts: entries it produces must not predate this.
+    pub(super) fn before(&self) -> u64 {
+        self.next.load(Ordering::Relaxed)
+    }
+
+    /// Keep what a read started at `before` found, unless its user changed meanwhile.
+    pub(super) fn keep_session(
+        &self,
+        id: &str,
+        value: Option<(Session, Account)>,
+        before: u64,
+    ) -> Option<Arc<(Session, Account)>> {
+        let value = Arc::new(value?);
+        if let Some(cache) = &self.sessions {
+            let version = self.version(&value.1.id);
+            if version < before {
+                cache.put(
+                    id.to_string(),
+                    Cached {
+                        value: value.clone(),
+                        user_id: value.1.id.clone(),
+                        version,
+                        read_at: std::time::Instant::now(),
+                    },
+                );
+            }
+        }
+        Some(value)
+    }
+
+    /// Keep what a key read started at `before` found, unless its user changed meanwhile.
+    pub(super) fn keep_key(
+        &self,
+        hash: [u8; 32],
+        value: Option<(ApiKey, Account)>,
+        before: u64,
+    ) -> Option<Arc<(ApiKey, Account)>> {
+        let value = Arc::new(value?);
+        if let Some(cache) = &self.keys {
+            let version = self.version(&value.1.id);
+            if version < before {
+                cache.put(
+                    hash,
+                    Cached {
+                        value: value.clone(),
+                        user_id: value.1.id.clone(),
+                        version,
+                        read_at: std::time::Instant::now(),
+                    },
+                );
+            }
+        }
+        Some(value)
     }
 
     /// The user's current version, minted if it has none.
@@ -93,10 +166,11 @@ impl ReadCache {
     pub(super) fn session(&self, id: &str, now: UnixTime) -> Option<Arc<(Session, Account)>> {
         let cache = self.sessions.as_ref()?;
         let hit = cache.with_existing(&id.to_string(), |c| {
-            (c.value.clone(), c.user_id.clone(), c.version)
+            (c.value.clone(), c.user_id.clone(), c.version, c.read_at)
         })?;
-        let (value, user, version) = hit;
-        (now < value.0.expires_at && self.version(&user) == version).then_some(value)
+        let (value, user, version, read_at) = hit;
+        (now < value.0.expires_at && self.version(&user) == version && self.young(read_at))
+            .then_some(value)
     }
 
     /// Read through: the version is taken before `read` runs, so a write that lands during the
@@ -106,35 +180,20 @@ impl ReadCache {
         id: &str,
         user_of: impl FnOnce() -> Result<Option<(Session, Account)>, E>,
     ) -> Result<Option<Arc<(Session, Account)>>, E> {
-        let Some(cache) = &self.sessions else {
-            return Ok(user_of()?.map(Arc::new));
-        };
         // The user is known only after the read; its version is then checked against the one
         // it had before, through the global counter: any bump in between makes a miss later.
-        let before = self.next.load(Ordering::Relaxed);
-        let Some(value) = user_of()?.map(Arc::new) else {
-            return Ok(None);
-        };
-        let version = self.version(&value.1.id);
-        if version < before {
-            cache.put(
-                id.to_string(),
-                Cached {
-                    value: value.clone(),
-                    user_id: value.1.id.clone(),
-                    version,
-                },
-            );
-        }
-        Ok(Some(value))
+        let before = self.before();
+        Ok(self.keep_session(id, user_of()?, before))
     }
 
     /// The cached key with its user, if still current and not expired at `now`.
     pub(super) fn key(&self, hash: &[u8; 32], now: UnixTime) -> Option<Arc<(ApiKey, Account)>> {
         let cache = self.keys.as_ref()?;
-        let (value, user, version) =
-            cache.with_existing(hash, |c| (c.value.clone(), c.user_id.clone(), c.version))?;
-        (now < value.0.expires_at && self.version(&user) == version).then_some(value)
+        let (value, user, version, read_at) = cache.with_existing(hash, |c| {
+            (c.value.clone(), c.user_id.clone(), c.version, c.read_at)
+        })?;
+        (now < value.0.expires_at && self.version(&user) == version && self.young(read_at))
+            .then_some(value)
     }
 
     /// Read through, as `read_session`.
@@ -143,25 +202,8 @@ impl ReadCache {
         hash: [u8; 32],
         read: impl FnOnce() -> Result<Option<(ApiKey, Account)>, E>,
     ) -> Result<Option<Arc<(ApiKey, Account)>>, E> {
-        let Some(cache) = &self.keys else {
-            return Ok(read()?.map(Arc::new));
-        };
-        let before = self.next.load(Ordering::Relaxed);
-        let Some(value) = read()?.map(Arc::new) else {
-            return Ok(None);
-        };
-        let version = self.version(&value.1.id);
-        if version < before {
-            cache.put(
-                hash,
-                Cached {
-                    value: value.clone(),
-                    user_id: value.1.id.clone(),
-                    version,
-                },
-            );
-        }
-        Ok(Some(value))
+        let before = self.before();
+        Ok(self.keep_key(hash, read()?, before))
     }
 
     /// Forget every entry.

@@ -104,8 +104,14 @@ const MIGRATION_CLASS: i32 = 0x4349;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
-    inner: Arc<()>,
+    /// The bearer-check reads, kept briefly: other instances' changes show within `CACHE_AGE`,
+    /// this one's at once.
+    cache: Arc<super::read_cache::ReadCache>,
 }
+
+/// How long a cached session or key read is used at most: a logout, revoke or disable on another
+/// instance holds here within it.
+const CACHE_AGE: std::time::Duration = std::time::Duration::from_millis(750);
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,7 +135,11 @@ impl PgStore {
     /// Connect to `url` with at most `pool_size` connections (TLS through rustls when the URL's
     /// `sslmode` asks for it, with the web's root certificates), and bring the schema up to
     /// date: refused when the database was migrated by a newer cloudheed-auth.
-    pub async fn connect(url: &str, pool_size: usize) -> Result<PgStore, StoreError> {
+    pub async fn connect(
+        url: &str,
+        pool_size: usize,
+        caches: (usize, usize),
+    ) -> Result<PgStore, StoreError> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Setup(format!("store.url: {e}")))?;
@@ -158,7 +168,9 @@ impl PgStore {
             .map_err(|e| StoreError::Setup(format!("store pool: {e}")))?;
         let store = PgStore {
             pool,
-            inner: Arc::new(()),
+            cache: Arc::new(super::read_cache::ReadCache::shared(
+                caches.0, caches.1, CACHE_AGE,
+            )),
         };
         store.migrate().await?;
         Ok(store)
@@ -219,10 +231,15 @@ impl PgStore {
         Ok(())
     }
 
-    /// No read-through caches here yet: every bearer check reads the database.
+    /// Sessions and API keys held by the read-through caches.
     pub fn cached(&self) -> (usize, usize) {
-        let _ = &self.inner;
-        (0, 0)
+        self.cache.held()
+    }
+
+    /// After a commit: reads of these users cached before it go stale here at once.
+    fn touched(&self, users: &[&str]) {
+        let users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+        self.cache.invalidate(&users);
     }
 
     /// A pooled connection.

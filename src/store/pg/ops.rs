@@ -226,6 +226,7 @@ impl PgStore {
         insert_session(&*tx, session).await?;
         append(&*tx, &with_factor(event, second_factor.as_ref())).await?;
         tx.commit().await?;
+        self.touched(&[&user.id]);
         Ok(StartOutcome::Started)
     }
 
@@ -245,6 +246,7 @@ impl PgStore {
         delete_sessions_where(&*tx, &user_id, |s| s.id != keep_session).await?;
         append(&*tx, &[event]).await?;
         tx.commit().await?;
+        self.touched(&[&user_id]);
         Ok(())
     }
 
@@ -279,6 +281,7 @@ impl PgStore {
         let event = event.user(&user_id).detail("email", user.email);
         append(&*tx, &with_factor(event, used)).await?;
         tx.commit().await?;
+        self.touched(&[&user_id]);
         Ok(DeleteOutcome::Deleted)
     }
 
@@ -326,6 +329,7 @@ impl PgStore {
         };
         append(&*tx, &[event.user(&user_id)]).await?;
         tx.commit().await?;
+        self.touched(&[&user_id]);
         Ok(user)
     }
 
@@ -348,6 +352,7 @@ impl PgStore {
         put_user(&*tx, &user).await?;
         append(&*tx, &[event]).await?;
         tx.commit().await?;
+        self.touched(&[&user_id]);
         Ok(SetupOutcome::Pending)
     }
 
@@ -380,6 +385,7 @@ impl PgStore {
         delete_sessions_where(&*tx, &user_id, |s| s.id != keep_session).await?;
         append(&*tx, &[event]).await?;
         tx.commit().await?;
+        self.touched(&[&user_id]);
         Ok(EnableOutcome::Enabled)
     }
 
@@ -403,6 +409,7 @@ impl PgStore {
         put_user(&*tx, &user).await?;
         append(&*tx, &with_factor(event, Some(&used))).await?;
         tx.commit().await?;
+        self.touched(&[&user_id]);
         Ok(DisableOutcome::Disabled)
     }
 
@@ -414,6 +421,10 @@ impl PgStore {
         session_id: String,
         now: UnixTime,
     ) -> Result<Option<Arc<(Session, Account)>>, StoreError> {
+        if let Some(hit) = self.cache.session(&session_id, now) {
+            return Ok(Some(hit));
+        }
+        let before = self.cache.before();
         let c = self.client().await?;
         let Some(s) = get_session(&**c, &session_id).await? else {
             return Ok(None);
@@ -427,7 +438,8 @@ impl PgStore {
                 s.id
             )));
         };
-        Ok(Some(Arc::new((Session::from(&s), user))))
+        let read = Some((Session::from(&s), user));
+        Ok(self.cache.keep_session(&session_id, read, before))
     }
 
     /// Whether a refresh-token hash is known at all.
@@ -472,6 +484,7 @@ impl PgStore {
         if now >= s.expires_at || get_user(&*tx, &s.user_id).await?.disabled {
             delete_session(&*tx, &s).await?;
             tx.commit().await?;
+            self.touched(&[&s.user_id]);
             return Ok(Rotation::Unknown);
         }
         let mut lineage = s.lineage();
@@ -483,6 +496,7 @@ impl PgStore {
                 let (session_id, user_id) = (s.id, s.user_id);
                 append(&*tx, &[on_reuse.user(&user_id).session(&session_id)]).await?;
                 tx.commit().await?;
+                self.touched(&[&user_id]);
                 return Ok(Rotation::Reused {
                     session_id,
                     user_id,
@@ -609,6 +623,7 @@ impl PgStore {
                 delete_session(&*tx, &s).await?;
                 append(&*tx, &[event]).await?;
                 tx.commit().await?;
+                self.touched(&[&user_id]);
                 Ok(true)
             }
             _ => Ok(false),
@@ -651,6 +666,7 @@ impl PgStore {
         }
         if !fits {
             tx.commit().await?;
+            self.touched(&[&key.user_id]);
             return Ok(KeyCreateOutcome::LimitReached);
         }
         let record = ApiKeyRecord {
@@ -669,6 +685,7 @@ impl PgStore {
         put_key(&*tx, &record).await?;
         append(&*tx, &[event]).await?;
         tx.commit().await?;
+        self.touched(&[&record.user_id]);
         Ok(KeyCreateOutcome::Created)
     }
 
@@ -705,6 +722,7 @@ impl PgStore {
                 delete_key(&*tx, &k).await?;
                 append(&*tx, &[event]).await?;
                 tx.commit().await?;
+                self.touched(&[&user_id]);
                 Ok(true)
             }
             _ => Ok(false),
@@ -717,6 +735,10 @@ impl PgStore {
         hash: [u8; 32],
         now: UnixTime,
     ) -> Result<Option<Arc<(ApiKey, Account)>>, StoreError> {
+        if let Some(hit) = self.cache.key(&hash, now) {
+            return Ok(Some(hit));
+        }
+        let before = self.cache.before();
         let c = self.client().await?;
         let row = c
             .query_opt(
@@ -737,7 +759,9 @@ impl PgStore {
                 k.id
             )));
         };
-        Ok(Some(Arc::new((ApiKey::from(&k), user))))
+        Ok(self
+            .cache
+            .keep_key(hash, Some((ApiKey::from(&k), user)), before))
     }
 
     /// Record when keys were last used; keys deleted meanwhile are skipped.
@@ -856,6 +880,7 @@ impl PgStore {
             append(&*tx, &[event.user(&user.id)]).await?;
         }
         tx.commit().await?;
+        self.touched(&[&user.id]);
         Ok(MailTokenVerified::Done(user.id))
     }
 
@@ -899,6 +924,7 @@ impl PgStore {
         delete_sessions_where(&*tx, &user.id, |_| true).await?;
         append(&*tx, &with_factor(event.user(&user.id), used.as_ref())).await?;
         tx.commit().await?;
+        self.touched(&[&user.id]);
         Ok(MailTokenReset::Done(Box::new(user)))
     }
 
@@ -934,6 +960,7 @@ impl PgStore {
             .detail("to", token.email.as_str());
         append(&*tx, &[event]).await?;
         tx.commit().await?;
+        self.touched(&[&user.id]);
         Ok(EmailChange::Done(user.id, old, token.email))
     }
 
