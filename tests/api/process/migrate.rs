@@ -43,10 +43,10 @@ fn import_and_check(
 
     let server = start(dir2.path(), &args2, &[]);
     let addr = server.addr.clone();
-    let (status, me) = http(&addr, "GET", "/v1/auth/me", Some(&a_token), None);
+    let (status, me) = http(&addr, "GET", "/v1/auth/me", Some(a_token), None);
     assert_eq!(status, 200, "an access token of the retired key: {me}");
     assert_eq!(me["two_factor_enabled"], true);
-    let (status, _) = http(&addr, "GET", "/v1/auth/verify", Some(&key), None);
+    let (status, _) = http(&addr, "GET", "/v1/auth/verify", Some(key), None);
     assert_eq!(status, 200, "the API key");
     let (status, _) = http(
         &addr,
@@ -88,7 +88,7 @@ fn import_and_check(
     assert_eq!(status, 200, "the pending reset link");
     let after = admin_json(&cfg2, &["audit", "verify"]);
     let count = |v: &Value| v["verified"].as_u64().expect("count");
-    assert!(count(&after) > count(&before), "{before} {after}");
+    assert!(count(&after) > count(before), "{before} {after}");
     let restored = admin_json(&cfg2, &["audit", "list", "--type", "restored"]);
     assert_eq!(restored[0]["detail"]["kind"], "import", "{restored}");
     assert_eq!(server.terminate().0, 0);
