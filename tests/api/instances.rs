@@ -338,3 +338,52 @@ async fn guesses_spread_over_instances_count_together() {
     .await;
     assert_eq!(status, 200, "another client is not held back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_migrate_once_and_a_newer_schema_is_refused() {
+    let Some(pg) = postgres::server() else {
+        return;
+    };
+    let url = pg.new_schema();
+    let config = format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n");
+    let (a, b) = tokio::join!(TestApp::spawn_with(&config), TestApp::spawn_with(&config));
+    let t = a.register("migrated-once@example.com").await;
+    assert_eq!(b.me(&t.token).await.status, 200);
+    a.stop().await;
+    b.stop().await;
+    // As if a newer cloudheed-auth had migrated the database: this build refuses it.
+    let schema = url.rsplit("%3D").next().expect("schema");
+    let out = std::process::Command::new(pg.bin.join("psql"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "postgres",
+            "-q",
+            "-c",
+        ])
+        .arg(format!(
+            "UPDATE {schema}.meta SET value = 99 WHERE name = 'schema_version'"
+        ))
+        .arg("postgres")
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let text = format!(
+        "data_dir = {:?}\n{config}",
+        dir.path().join("data").display().to_string()
+    );
+    let refused =
+        cloudheed_auth::App::build(cloudheed_auth::Config::from_toml(&text).expect("config"))
+            .await
+            .err()
+            .expect("refused");
+    assert!(refused.to_string().contains("99"), "{refused}");
+}
