@@ -380,10 +380,9 @@ async fn instances_starting_together_migrate_once_and_a_newer_schema_is_refused(
         "data_dir = {:?}\n{config}",
         dir.path().join("data").display().to_string()
     );
-    let refused =
-        cloudheed_auth::App::build(cloudheed_auth::Config::from_toml(&text).expect("config"))
-            .await
-            .err()
-            .expect("refused");
+    let config = cloudheed_auth::Config::from_toml(&text).expect("config");
+    let Err(refused) = cloudheed_auth::App::build(config).await else {
+        panic!("a newer schema was accepted");
+    };
     assert!(refused.to_string().contains("99"), "{refused}");
 }
