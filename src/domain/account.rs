@@ -152,7 +152,29 @@ impl From<&Account> for User {
     }
 }
 
+/// Whether a change that the second factor guards may go ahead, given the factor it came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorGate {
+    /// Two-factor is off, or the factor was good and is now spent.
+    Pass,
+    /// Two-factor is on (it may have gone on since the request read the account) and none came.
+    Required,
+    /// The factor was used meanwhile by another request (or replaced).
+    Spent,
+}
+
 impl TwoFactor {
+    /// Spend `used` for a change this factor guards, inside the change's transaction: a code
+    /// checked before may have been used by a racing request, and two-factor may have gone on
+    /// since the account was read.
+    pub fn gate(&mut self, used: Option<&SecondFactorUse>) -> FactorGate {
+        match used {
+            None if self.enabled => FactorGate::Required,
+            Some(u) if !self.spend(u) => FactorGate::Spent,
+            _ => FactorGate::Pass,
+        }
+    }
+
     /// Mark `used` as spent; false if it no longer can be (replayed, used, or replaced).
     pub fn spend(&mut self, used: &SecondFactorUse) -> bool {
         match used {
@@ -225,6 +247,19 @@ mod tests {
         t.enable(&secret(1), 100, [0; 16], vec![[7; 32], [8; 32]])
             .expect("enable");
         t
+    }
+
+    #[test]
+    fn the_second_factor_gate_passes_requires_or_refuses_a_spent_factor() {
+        let mut off = TwoFactor::default();
+        assert_eq!(off.gate(None), FactorGate::Pass);
+        let mut on = TwoFactor {
+            enabled: true,
+            ..TwoFactor::default()
+        };
+        assert_eq!(on.gate(None), FactorGate::Required);
+        let unknown = SecondFactorUse::BackupCode { digest: [7; 32] };
+        assert_eq!(on.gate(Some(&unknown)), FactorGate::Spent);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::domain::account::Account;
 use crate::domain::audit::Event;
 
 use super::audit::append;
-use super::records::{decode, decode_user, encode, ApiKeyRecord, RECORD_VERSION};
+use super::records::{decode, decode_user, encode, ApiKeyRecord};
 use super::schema::{API_KEYS, API_KEYS_BY_ID, API_KEYS_BY_USER, USERS};
 use super::{newest_first, Changed, RedbStore, StoreError};
 
@@ -106,19 +106,7 @@ impl RedbStore {
             if !fits {
                 return Ok((KeyCreateOutcome::LimitReached, pruned));
             }
-            let record = ApiKeyRecord {
-                v: RECORD_VERSION,
-                id: key.id,
-                hash: key.hash,
-                user_id: key.user_id,
-                name: key.name,
-                prefix: key.prefix,
-                scopes: key.scopes,
-                created_at: key.created_at,
-                expires_at: key.expires_at,
-                last_used_at: None,
-                seq,
-            };
+            let record = ApiKeyRecord::new(key, seq);
             tx.open_table(API_KEYS)?
                 .insert(record.hash.as_slice(), encode(&record)?.as_slice())?;
             tx.open_table(API_KEYS_BY_ID)?

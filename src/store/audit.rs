@@ -32,20 +32,7 @@ pub(super) fn append(tx: &WriteTransaction, events: &[Event]) -> Result<(), Stor
     };
     for e in events {
         seq += 1;
-        let bytes = encode(&AuditRecord {
-            v: RECORD_VERSION,
-            seq,
-            at: e.at,
-            kind: e.kind.as_str().to_string(),
-            user_id: e.user_id.clone(),
-            actor: e.actor.as_str().to_string(),
-            ip: e.ip.clone(),
-            user_agent: e.user_agent.clone(),
-            session_id: e.session_id.clone(),
-            key_id: e.key_id.clone(),
-            detail: e.detail.clone(),
-            prev,
-        })?;
+        let bytes = encode(&AuditRecord::new(e, seq, prev))?;
         log.insert(seq, bytes.as_slice())?;
         if let Some(user) = &e.user_id {
             by_user.insert((user.as_str(), seq), ())?;

@@ -5,7 +5,7 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::clock::UnixTime;
-use crate::domain::account::{Account, SecondFactorUse};
+use crate::domain::account::{Account, FactorGate, SecondFactorUse};
 use crate::domain::mail::{OutgoingMail, TokenKind};
 use crate::secret::Secret;
 
@@ -176,12 +176,10 @@ impl RedbStore {
                 return Ok((Reset::Invalid, Changed::No));
             };
             let mut user = get_user(tx, &token.user_id)?;
-            match &used {
-                None if user.two_factor.enabled => return Ok((Reset::TotpRequired, Changed::No)),
-                Some(u) if !user.two_factor.spend(u) => {
-                    return Ok((Reset::SecondFactorSpent, Changed::No))
-                }
-                _ => {}
+            match user.two_factor.gate(used.as_ref()) {
+                FactorGate::Pass => {}
+                FactorGate::Required => return Ok((Reset::TotpRequired, Changed::No)),
+                FactorGate::Spent => return Ok((Reset::SecondFactorSpent, Changed::No)),
             }
             take(tx, &hash, TokenKind::Reset, now)?;
             user.password_hash = new_hash;

@@ -285,6 +285,26 @@ pub struct AuditRecord {
     pub prev: [u8; 32],
 }
 
+impl AuditRecord {
+    /// The record of `event` as entry `seq`, linked to the entry whose hash is `prev`.
+    pub fn new(event: &crate::domain::audit::Event, seq: u64, prev: [u8; 32]) -> AuditRecord {
+        AuditRecord {
+            v: RECORD_VERSION,
+            seq,
+            at: event.at,
+            kind: event.kind.as_str().to_string(),
+            user_id: event.user_id.clone(),
+            actor: event.actor.as_str().to_string(),
+            ip: event.ip.clone(),
+            user_agent: event.user_agent.clone(),
+            session_id: event.session_id.clone(),
+            key_id: event.key_id.clone(),
+            detail: event.detail.clone(),
+            prev,
+        }
+    }
+}
+
 /// What the oldest kept audit entry links to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditAnchorRecord {
@@ -392,6 +412,25 @@ pub(super) fn decode_user(bytes: &[u8]) -> Result<Account, StoreError> {
 /// An account's stored bytes.
 pub(super) fn encode_user(account: &Account) -> Result<Vec<u8>, StoreError> {
     encode(&UserRecord::from(account))
+}
+
+impl ApiKeyRecord {
+    /// The record of a new key, never used yet, `seq`-th of its user.
+    pub fn new(key: ApiKey, seq: u64) -> ApiKeyRecord {
+        ApiKeyRecord {
+            v: RECORD_VERSION,
+            id: key.id,
+            hash: key.hash,
+            user_id: key.user_id,
+            name: key.name,
+            prefix: key.prefix,
+            scopes: key.scopes,
+            created_at: key.created_at,
+            expires_at: key.expires_at,
+            last_used_at: None,
+            seq,
+        }
+    }
 }
 
 impl From<&ApiKeyRecord> for ApiKey {

@@ -5,7 +5,7 @@ use redb::ReadableTable;
 use crate::clock::UnixTime;
 use crate::secret::Secret;
 
-use crate::domain::account::{Account, SecondFactorUse, TwoFactor};
+use crate::domain::account::{Account, FactorGate, SecondFactorUse, TwoFactor};
 
 use crate::domain::audit::Event;
 
@@ -35,6 +35,25 @@ pub struct NewUser {
     pub password_hash: Secret,
     /// Now.
     pub created_at: UnixTime,
+}
+
+impl NewUser {
+    /// The account it makes: unverified, enabled, without two-factor authentication.
+    pub(super) fn into_account(self) -> Account {
+        Account {
+            id: self.id,
+            email: self.email,
+            name: self.name,
+            company: self.company,
+            plan: self.plan,
+            password_hash: self.password_hash,
+            created_at: self.created_at,
+            email_verified_at: None,
+            disabled: false,
+            two_factor: TwoFactor::default(),
+            login_networks: Vec::new(),
+        }
+    }
 }
 
 /// Result of creating an account.
@@ -91,20 +110,7 @@ impl RedbStore {
                 return Ok((CreateOutcome::EmailTaken, Changed::No));
             }
             index.insert(user.email_key.as_str(), user.id.as_str())?;
-            let record = Account {
-                id: user.id,
-                email: user.email,
-                name: user.name,
-                company: user.company,
-                plan: user.plan,
-                password_hash: user.password_hash,
-                created_at: user.created_at,
-                email_verified_at: None,
-                disabled: false,
-                two_factor: TwoFactor::default(),
-                login_networks: Vec::new(),
-            };
-            put_user(tx, &record)?;
+            put_user(tx, &user.into_account())?;
             insert_session(tx, session)?;
             append(tx, &events)?;
             Ok((CreateOutcome::Created, Changed::Yes))
@@ -128,15 +134,10 @@ impl RedbStore {
             if user.disabled {
                 return Ok((StartOutcome::Disabled, Changed::No));
             }
-            match &second_factor {
-                // 2FA went on after this login read the account: it must not slip through.
-                None if user.two_factor.enabled => {
-                    return Ok((StartOutcome::TotpRequired, Changed::No));
-                }
-                Some(used) if !user.two_factor.spend(used) => {
-                    return Ok((StartOutcome::SecondFactorSpent, Changed::No));
-                }
-                _ => {}
+            match user.two_factor.gate(second_factor.as_ref()) {
+                FactorGate::Pass => {}
+                FactorGate::Required => return Ok((StartOutcome::TotpRequired, Changed::No)),
+                FactorGate::Spent => return Ok((StartOutcome::SecondFactorSpent, Changed::No)),
             }
             if let Some(hash) = rehash {
                 user.password_hash = hash;
@@ -179,15 +180,14 @@ impl RedbStore {
     ) -> Result<DeleteOutcome, StoreError> {
         self.write_if_changed(move |tx| {
             let mut user = get_user(tx, &user_id)?;
-            match &by {
-                DeleteBy::Operator => {}
-                DeleteBy::User(None) if user.two_factor.enabled => {
-                    return Ok((DeleteOutcome::TotpRequired, Changed::No));
+            if let DeleteBy::User(used) = &by {
+                match user.two_factor.gate(used.as_ref()) {
+                    FactorGate::Pass => {}
+                    FactorGate::Required => return Ok((DeleteOutcome::TotpRequired, Changed::No)),
+                    FactorGate::Spent => {
+                        return Ok((DeleteOutcome::SecondFactorSpent, Changed::No))
+                    }
                 }
-                DeleteBy::User(Some(used)) if !user.two_factor.spend(used) => {
-                    return Ok((DeleteOutcome::SecondFactorSpent, Changed::No));
-                }
-                DeleteBy::User(_) => {}
             }
             delete_sessions_where(tx, &user_id, |_| true)?;
             super::api_keys::delete_keys_of(tx, &user_id)?;

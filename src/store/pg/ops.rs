@@ -9,7 +9,7 @@ use data_encoding::{BASE64, HEXLOWER};
 use crate::clock::UnixTime;
 use crate::crypto::keys::KeyPair;
 use crate::crypto::random::{self, sha256};
-use crate::domain::account::{Account, AccountChange, EnableRefused, SecondFactorUse};
+use crate::domain::account::{Account, AccountChange, EnableRefused, FactorGate, SecondFactorUse};
 use crate::domain::audit::{Actor, Anchor, BrokenLink, ChainCheck, Entry, Event, EventKind};
 use crate::domain::lineage::Presented;
 use crate::domain::mail::{AfterFailure, OutgoingMail, QueuedMail, TokenKind};
@@ -171,20 +171,7 @@ impl PgStore {
         {
             return Ok(CreateOutcome::EmailTaken);
         }
-        let account = Account {
-            id: user.id,
-            email: user.email,
-            name: user.name,
-            company: user.company,
-            plan: user.plan,
-            password_hash: user.password_hash,
-            created_at: user.created_at,
-            email_verified_at: None,
-            disabled: false,
-            two_factor: Default::default(),
-            login_networks: Vec::new(),
-        };
-        put_user(&*tx, &account).await?;
+        put_user(&*tx, &user.into_account()).await?;
         insert_session(&*tx, session).await?;
         append(&*tx, &events).await?;
         tx.commit().await?;
@@ -205,12 +192,10 @@ impl PgStore {
         if user.disabled {
             return Ok(StartOutcome::Disabled);
         }
-        match &second_factor {
-            None if user.two_factor.enabled => return Ok(StartOutcome::TotpRequired),
-            Some(used) if !user.two_factor.spend(used) => {
-                return Ok(StartOutcome::SecondFactorSpent)
-            }
-            _ => {}
+        match user.two_factor.gate(second_factor.as_ref()) {
+            FactorGate::Pass => {}
+            FactorGate::Required => return Ok(StartOutcome::TotpRequired),
+            FactorGate::Spent => return Ok(StartOutcome::SecondFactorSpent),
         }
         if let Some(hash) = rehash {
             user.password_hash = hash;
@@ -260,15 +245,12 @@ impl PgStore {
         let mut c = self.client().await?;
         let tx = write_tx(&mut c).await?;
         let mut user = get_user(&*tx, &user_id).await?;
-        match &by {
-            DeleteBy::Operator => {}
-            DeleteBy::User(None) if user.two_factor.enabled => {
-                return Ok(DeleteOutcome::TotpRequired)
+        if let DeleteBy::User(used) = &by {
+            match user.two_factor.gate(used.as_ref()) {
+                FactorGate::Pass => {}
+                FactorGate::Required => return Ok(DeleteOutcome::TotpRequired),
+                FactorGate::Spent => return Ok(DeleteOutcome::SecondFactorSpent),
             }
-            DeleteBy::User(Some(used)) if !user.two_factor.spend(used) => {
-                return Ok(DeleteOutcome::SecondFactorSpent)
-            }
-            DeleteBy::User(_) => {}
         }
         delete_sessions_where(&*tx, &user_id, |_| true).await?;
         tx.execute("DELETE FROM api_keys WHERE user_id = $1", &[&user_id])
@@ -669,19 +651,7 @@ impl PgStore {
             self.touched(&[&key.user_id]);
             return Ok(KeyCreateOutcome::LimitReached);
         }
-        let record = ApiKeyRecord {
-            v: RECORD_VERSION,
-            id: key.id,
-            hash: key.hash,
-            user_id: key.user_id,
-            name: key.name,
-            prefix: key.prefix,
-            scopes: key.scopes,
-            created_at: key.created_at,
-            expires_at: key.expires_at,
-            last_used_at: None,
-            seq,
-        };
+        let record = ApiKeyRecord::new(key, seq);
         put_key(&*tx, &record).await?;
         append(&*tx, &[event]).await?;
         tx.commit().await?;
@@ -912,10 +882,10 @@ impl PgStore {
             return Ok(MailTokenReset::Invalid);
         };
         let mut user = get_user(&*tx, &token.user_id).await?;
-        match &used {
-            None if user.two_factor.enabled => return Ok(MailTokenReset::TotpRequired),
-            Some(u) if !user.two_factor.spend(u) => return Ok(MailTokenReset::SecondFactorSpent),
-            _ => {}
+        match user.two_factor.gate(used.as_ref()) {
+            FactorGate::Pass => {}
+            FactorGate::Required => return Ok(MailTokenReset::TotpRequired),
+            FactorGate::Spent => return Ok(MailTokenReset::SecondFactorSpent),
         }
         take_token(&*tx, &hash, TokenKind::Reset, now).await?;
         user.password_hash = new_hash;

@@ -335,20 +335,7 @@ pub(super) async fn append(c: &impl GenericClient, events: &[Event]) -> Result<(
     };
     for e in events {
         seq += 1;
-        let bytes = encode(&AuditRecord {
-            v: RECORD_VERSION,
-            seq,
-            at: e.at,
-            kind: e.kind.as_str().to_string(),
-            user_id: e.user_id.clone(),
-            actor: e.actor.as_str().to_string(),
-            ip: e.ip.clone(),
-            user_agent: e.user_agent.clone(),
-            session_id: e.session_id.clone(),
-            key_id: e.key_id.clone(),
-            detail: e.detail.clone(),
-            prev,
-        })?;
+        let bytes = encode(&AuditRecord::new(e, seq, prev))?;
         c.execute(
             "INSERT INTO audit (seq, user_id, record) VALUES ($1, $2, $3)",
             &[&(seq as i64), &e.user_id, &bytes],
