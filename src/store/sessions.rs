@@ -45,6 +45,26 @@ pub struct NewSession {
     pub refresh_hash: [u8; 32],
 }
 
+impl NewSession {
+    /// The session's record: opened now, its first refresh token live.
+    pub(super) fn into_record(self) -> SessionRecord {
+        SessionRecord {
+            v: RECORD_VERSION,
+            id: self.id,
+            user_id: self.user_id,
+            created_at: self.now,
+            last_used_at: self.now,
+            expires_at: self.expires_at,
+            auth_time: self.now,
+            user_agent: self.user_agent,
+            ip: self.ip,
+            current_hash: self.refresh_hash,
+            previous_hashes: Vec::new(),
+            rotated_at: self.now,
+        }
+    }
+}
+
 /// The outcome of presenting a refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
@@ -154,20 +174,7 @@ fn index_entry(s: &SessionRecord) -> (i64, i64, &str) {
 
 pub(super) fn insert_session(tx: &WriteTransaction, s: NewSession) -> Result<(), StoreError> {
     make_room(tx, &s.user_id, s.now, s.keep_at_most)?;
-    let record = SessionRecord {
-        v: RECORD_VERSION,
-        id: s.id,
-        user_id: s.user_id,
-        created_at: s.now,
-        last_used_at: s.now,
-        expires_at: s.expires_at,
-        auth_time: s.now,
-        user_agent: s.user_agent,
-        ip: s.ip,
-        current_hash: s.refresh_hash,
-        previous_hashes: Vec::new(),
-        rotated_at: s.now,
-    };
+    let record = s.into_record();
     tx.open_table(REFRESH_TOKENS)?
         .insert(record.current_hash.as_slice(), record.id.as_str())?;
     tx.open_multimap_table(USER_SESSIONS)?

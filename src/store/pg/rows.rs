@@ -12,7 +12,7 @@ use crate::domain::mail::{OutgoingMail, QueuedMail, TokenKind};
 
 use super::super::records::{
     decode, decode_user, encode, encode_user, ApiKeyRecord, AuditAnchorRecord, AuditRecord,
-    MailTokenRecord, OutboxRecord, SessionRecord, RECORD_VERSION,
+    MailTokenRecord, OutboxRecord, SessionRecord,
 };
 use super::super::sessions::NewSession;
 use super::super::StoreError;
@@ -133,20 +133,7 @@ pub(super) async fn insert_session(
         excess = excess.saturating_sub(1);
         delete_session(c, old).await?;
     }
-    let record = SessionRecord {
-        v: RECORD_VERSION,
-        id: s.id,
-        user_id: s.user_id,
-        created_at: s.now,
-        last_used_at: s.now,
-        expires_at: s.expires_at,
-        auth_time: s.now,
-        user_agent: s.user_agent,
-        ip: s.ip,
-        current_hash: s.refresh_hash,
-        previous_hashes: Vec::new(),
-        rotated_at: s.now,
-    };
+    let record = s.into_record();
     c.execute(
         "INSERT INTO refresh_tokens (hash, session_id) VALUES ($1, $2)",
         &[&record.current_hash.as_slice(), &record.id],
