@@ -21,9 +21,18 @@ pub struct DisplayName(String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Company(Option<String>);
 
-const MAX_EMAIL: usize = 254;
-const MAX_LOCAL: usize = 64;
-const MAX_NAME: usize = 200;
+/// The most characters an email address may have after trimming (RFC 5321's path limit).
+pub const MAX_EMAIL_CHARS: usize = 254;
+/// The most bytes the part before the `@` may have (RFC 5321 §4.5.3.1.1).
+pub const MAX_EMAIL_LOCAL_BYTES: usize = 64;
+/// The most bytes one label of the domain may have (RFC 1035).
+pub const MAX_DOMAIN_LABEL_BYTES: usize = 63;
+/// What the part before the `@` may hold besides ASCII letters, digits and dots: RFC 5322 atext.
+pub const EMAIL_LOCAL_SYMBOLS: &str = "!#$%&'*+-/=?^_`{|}~";
+/// The most characters a person's or a company's name may have after trimming.
+pub const MAX_NAME_CHARS: usize = 200;
+/// The most characters an API key's name may have after trimming.
+pub const MAX_KEY_NAME_CHARS: usize = 100;
 
 fn err(field: &'static str, code: &'static str) -> FieldError {
     FieldError { field, code }
@@ -39,12 +48,15 @@ impl Email {
         if s.is_empty() {
             return Err(err("email", "required"));
         }
-        if s.chars().count() > MAX_EMAIL {
+        if s.chars().count() > MAX_EMAIL_CHARS {
             return Err(err("email", "too_long"));
         }
         let bad = || err("email", "invalid_format");
         let (local, domain) = s.split_once('@').ok_or_else(bad)?;
-        if local.is_empty() || local.len() > MAX_LOCAL || !local.bytes().all(is_local_byte) {
+        if local.is_empty()
+            || local.len() > MAX_EMAIL_LOCAL_BYTES
+            || !local.bytes().all(is_local_byte)
+        {
             return Err(bad());
         }
         if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
@@ -53,7 +65,7 @@ impl Email {
         let labels: Vec<&str> = domain.split('.').collect();
         let label_ok = |l: &&str| {
             !l.is_empty()
-                && l.len() <= 63
+                && l.len() <= MAX_DOMAIN_LABEL_BYTES
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !l.starts_with('-')
                 && !l.ends_with('-')
@@ -77,7 +89,7 @@ impl Email {
 
 /// RFC 5322 atext plus the dot; no quoted local parts, which no one types in a signup form.
 fn is_local_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b)
+    b.is_ascii_alphanumeric() || b == b'.' || EMAIL_LOCAL_SYMBOLS.as_bytes().contains(&b)
 }
 
 // === impl DisplayName ===
@@ -90,7 +102,7 @@ impl DisplayName {
         if n == 0 {
             return Err(err("name", "required"));
         }
-        if n > MAX_NAME {
+        if n > MAX_NAME_CHARS {
             return Err(err("name", "too_long"));
         }
         if s.chars().any(char::is_control) {
@@ -113,7 +125,7 @@ impl Company {
         let Some(s) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
             return Ok(Company(None));
         };
-        if s.chars().count() > MAX_NAME {
+        if s.chars().count() > MAX_NAME_CHARS {
             return Err(err("company", "too_long"));
         }
         if s.chars().any(char::is_control) {
@@ -226,7 +238,7 @@ impl KeyName {
         let s = raw.trim();
         match s.chars().count() {
             0 => Err(err("name", "required")),
-            n if n > 100 => Err(err("name", "too_long")),
+            n if n > MAX_KEY_NAME_CHARS => Err(err("name", "too_long")),
             _ if s.chars().any(char::is_control) => Err(err("name", "invalid_format")),
             _ => Ok(KeyName(s.to_string())),
         }

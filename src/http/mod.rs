@@ -228,7 +228,7 @@ async fn public(
         PublicRoute::Metrics => handlers::health::metrics(state, req.headers()).await,
         PublicRoute::OpenApi => Ok(response::json(
             hyper::StatusCode::OK,
-            &openapi::document(&state.config.tokens.issuer),
+            &openapi::document(&state.config),
         )),
     }
 }

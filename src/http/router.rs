@@ -32,8 +32,8 @@
 //! | GET    | /v1/openapi.json            | OpenApi        | public  |
 //! | GET, POST | /verify-email, /reset-password, /confirm-email-change | ShowPage, SubmitPage | public |
 //!
-//! The last row are the HTML pages mailed links open (`http::pages`), outside the API and its
-//! OpenAPI document; `TABLE` lists the API.
+//! The last row are the HTML pages mailed links open (`http::pages`), outside the API; `TABLE`
+//! lists the API. The OpenAPI document describes both, and `HEAD` beside every `GET`.
 //! `HEAD` is accepted wherever `GET` is, and answered like it without the body.
 //! "session" routes need an access token (an API key gets 403 `session_required`); "any"
 //! routes take an access token or an API key. A known path with another method is 405 with

@@ -8,6 +8,7 @@ mod api_keys;
 mod audit;
 mod browser;
 mod caches;
+mod contract;
 mod edge;
 mod hostile;
 mod instances;

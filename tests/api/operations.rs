@@ -75,10 +75,27 @@ async fn the_openapi_document_describes_every_route_served() {
     for (method, path) in cloudheed_auth::testing::router::TABLE {
         let op = &doc["paths"][*path][method.to_lowercase()];
         assert!(op.is_object(), "{method} {path} is documented");
-        let live = app
-            .request(method, &path.replace("{id}", "x-1"), &[], None)
-            .await;
-        assert_ne!(live.status, 404, "{method} {path} is served");
+        if *method == "GET" {
+            assert!(
+                doc["paths"][*path]["head"].is_object(),
+                "HEAD {path} is documented"
+            );
+        }
+    }
+    // And the other way round: everything documented (HEAD and the mailed-link pages too) is
+    // served.
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("item").keys() {
+            let method = method.to_uppercase();
+            let live = app
+                .request(&method, &path.replace("{id}", "x-1"), &[], None)
+                .await;
+            assert!(
+                ![404, 405].contains(&live.status),
+                "{method} {path} is served: {}",
+                live.status
+            );
+        }
     }
 }
 

@@ -12,8 +12,8 @@ use crate::service::audit;
 use crate::service::state::AppState;
 
 /// Events per page unless `limit` says otherwise, and the most a page may hold.
-const DEFAULT_LIMIT: usize = 50;
-const MAX_LIMIT: usize = 100;
+pub(crate) const DEFAULT_LIMIT: usize = 50;
+pub(crate) const MAX_LIMIT: usize = 100;
 
 /// `GET /v1/auth/activity?limit=N&before=CURSOR` → `{events: [...], next}`.
 pub async fn list(
