@@ -457,9 +457,12 @@ impl Config {
         if api_keys.scopes.is_empty() {
             s.problem("scopes", "must name at least one scope");
         }
-        for scope in &api_keys.scopes {
+        for (i, scope) in api_keys.scopes.iter().enumerate() {
             if !is_scope_token(scope) {
                 s.problem("scopes", &format!("{scope:?} is not a scope: use 1 to 64 visible ASCII characters without spaces, quotes or backslashes"));
+            }
+            if api_keys.scopes[..i].contains(scope) {
+                s.problem("scopes", &format!("{scope:?} is listed twice"));
             }
         }
         if api_keys.max_expires_in > MAX_KEY_LIFETIME {
@@ -941,6 +944,13 @@ impl<'p> Section<'p> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scope_listed_twice_is_refused() {
+        let err = Config::from_toml("[api_keys]\nscopes = [\"a:read\", \"a:read\"]\n")
+            .expect_err("duplicate");
+        assert!(err.to_string().contains("listed twice"), "{err}");
+    }
 
     #[test]
     fn the_store_section_picks_a_backend_and_never_shows_a_password() {
