@@ -88,7 +88,7 @@ async fn what_one_instance_ends_the_other_refuses_at_once() {
             .await,
     );
     assert_eq!(a.me(&other.token).await.status, 200, "and A knows B's");
-    // B's caches are warm: what A ends shows on B within a second (B's reads live 750 ms).
+    // B's caches are warm: what A ends shows on B within a second (B's reads live 500 ms).
     for _ in 0..3 {
         assert_eq!(b.me(&t.token).await.status, 200);
     }

@@ -111,7 +111,7 @@ pub struct PgStore {
 
 /// How long a cached session or key read is used at most: a logout, revoke or disable on another
 /// instance holds here within it.
-const CACHE_AGE: std::time::Duration = std::time::Duration::from_millis(750);
+const CACHE_AGE: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
