@@ -20,8 +20,15 @@
 #          RUST_LOG (server log level; default info, one line per request),
 #          SERVER_LOG (where those lines go; default /dev/null: a file grows by about a
 #          gigabyte per run, and the kernel then throttles the server's writes, which skews every
-#          later row; set a path to keep them for the diagnostics at the end).
+#          later row; set a path to keep them for the diagnostics at the end),
+#          STORE (redb, the default, or postgres: the script then starts a throwaway PostgreSQL of
+#          its own on a free 127.0.0.1 port in a temp dir, creates a database, points the server
+#          at it with [store] backend = "postgres", pool_size = PG_POOL_SIZE (32), and stops and
+#          removes it on exit; its log is printed if it fails to start).
 # Needs:   wrk (apt-get install -y wrk), curl, python3. Only ever targets 127.0.0.1.
+#          With STORE=postgres also Debian's postgresql package (/usr/lib/postgresql/*/bin), and
+#          root (initdb and pg_ctl run as the postgres user through runuser) or to be run as a user
+#          who may run them.
 # Takes:   about 9 x DURATION plus ~10 s of setup.
 set -euo pipefail
 
@@ -31,6 +38,8 @@ DURATION=${DURATION:-8s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 SESSION_CLIENTS=${SESSION_CLIENTS:-4}
+STORE=${STORE:-redb}
+PG_POOL_SIZE=${PG_POOL_SIZE:-32}
 BASE="http://127.0.0.1:${PORT}"
 BENCHES=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PASSWORD=load-test-password-91
@@ -40,6 +49,10 @@ MANY_SESSIONS=100
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "python3 not found" >&2; exit 1; }
 [[ -x $BIN ]] || { echo "not an executable: $BIN" >&2; exit 1; }
+case $STORE in
+    redb | postgres) ;;
+    *) echo "STORE must be redb or postgres, not $STORE" >&2; exit 1 ;;
+esac
 if ((THREADS > CONNECTIONS)); then
     echo "THREADS ($THREADS) must not exceed CONNECTIONS ($CONNECTIONS)" >&2
     exit 1
@@ -56,14 +69,60 @@ CONNECTION_CAP=$((2 * CONNECTIONS + 16))
 
 WORK=$(mktemp -d)
 SERVER_PID=
+PG_DIR= PG_BIN= PG_STARTED= PG_PID=
+# as_postgres TOOL ARGS...: runs a PostgreSQL tool as the postgres user (initdb refuses root).
+as_postgres() {
+    local tool=$1
+    shift
+    if ((EUID == 0)); then
+        runuser -u postgres -- "$PG_BIN/$tool" "$@"
+    else
+        "$PG_BIN/$tool" "$@"
+    fi
+}
 cleanup() {
     if [[ -n $SERVER_PID ]]; then
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
+    if [[ -n $PG_STARTED ]]; then
+        as_postgres pg_ctl -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+    [[ -z $PG_DIR ]] || rm -rf "$PG_DIR"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+STORE_SECTION=
+if [[ $STORE == postgres ]]; then
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+    [[ -n $PG_BIN && -x $PG_BIN/initdb ]] ||
+        { echo "PostgreSQL not found: apt-get install -y postgresql" >&2; exit 1; }
+    # A dir of its own: $WORK is private to this user, and the server runs as postgres.
+    PG_DIR=$(mktemp -d /tmp/cloudheed-load-pg.XXXXXX)
+    ((EUID != 0)) || chown postgres "$PG_DIR"
+    PG_PORT=$(python3 -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+')
+    PG_DB=cloudheed_load
+    as_postgres initdb -D "$PG_DIR/data" -A trust -U postgres >"$PG_DIR/initdb.log" 2>&1 ||
+        { cat "$PG_DIR/initdb.log" >&2; exit 1; }
+    PG_STARTED=1
+    as_postgres pg_ctl -D "$PG_DIR/data" -l "$PG_DIR/pg.log" -w \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1" start >/dev/null ||
+        { echo "PostgreSQL did not start:" >&2; cat "$PG_DIR/pg.log" >&2; exit 1; }
+    as_postgres createdb -h 127.0.0.1 -p "$PG_PORT" -U postgres "$PG_DB"
+    # The postmaster, whose CPU (and its backends') is counted apart from "other" below.
+    PG_PID=$(head -n1 "$PG_DIR/data/postmaster.pid")
+    STORE_SECTION="
+[store]
+backend = \"postgres\"
+url = \"postgres://postgres@127.0.0.1:${PG_PORT}/${PG_DB}\"
+pool_size = ${PG_POOL_SIZE}"
+fi
 
 cat >"$WORK/config.toml" <<EOF
 listen = "127.0.0.1:${PORT}"
@@ -78,6 +137,7 @@ enabled = false
 [limits]
 max_connections = $((CONNECTION_CAP > 1024 ? CONNECTION_CAP : 1024))
 max_connections_per_address = ${CONNECTION_CAP}
+${STORE_SECTION}
 EOF
 
 SERVER_LOG=${SERVER_LOG:-/dev/null}
@@ -199,7 +259,7 @@ new_users one-session $((SESSION_CLIENTS + SESSION_THREADS)) 1
 new_users many-sessions $((SESSION_CLIENTS + SESSION_THREADS)) "$MANY_SESSIONS"
 echo "prepared in $((SECONDS - SETUP_START)) s"
 
-declare -A OK BAD ERRS SECS P50 P99 STATUSES STARVED RATE OTHER
+declare -A OK BAD ERRS SECS P50 P99 STATUSES STARVED RATE OTHER PGCPU
 
 # run NAME wrk-args...: runs wrk, shows its report, and keeps the RESULT line's fields under NAME.
 run() {
@@ -211,10 +271,11 @@ run() {
     done
     echo
     echo "=== $name: wrk ${shown[*]} ==="
-    read -r BUSY0 ALL0 SERVER0 CHILDREN0 < <(cpu_ticks | xargs)
+    read -r BUSY0 ALL0 SERVER0 CHILDREN0 PG0 < <(cpu_ticks | xargs)
     out=$(wrk "$@")
-    read -r BUSY1 ALL1 SERVER1 CHILDREN1 < <(cpu_ticks | xargs)
-    OTHER[$name]=$((100 * (BUSY1 - BUSY0 - (SERVER1 - SERVER0) - (CHILDREN1 - CHILDREN0)) / (ALL1 - ALL0 + 1)))
+    read -r BUSY1 ALL1 SERVER1 CHILDREN1 PG1 < <(cpu_ticks | xargs)
+    OTHER[$name]=$((100 * (BUSY1 - BUSY0 - (SERVER1 - SERVER0) - (CHILDREN1 - CHILDREN0) - (PG1 - PG0)) / (ALL1 - ALL0 + 1)))
+    PGCPU[$name]=$((100 * (PG1 - PG0) / (ALL1 - ALL0 + 1)))
     # Tick sampling makes this a few percent either way; below zero is noise.
     ((OTHER[$name] > 0)) || OTHER[$name]=0
     printf '%s\n' "$out" | grep -v '^RESULT ' || true
@@ -252,18 +313,33 @@ refresh_run() {
 # them, so say how busy the machine was just before (the load average lags by minutes), and per
 # run how much CPU went to anything but the server and wrk.
 # cpu_ticks: busy ticks of the whole machine, all its ticks, and the ticks of the server and of
-# this shell's finished children (wrk among them). Busy includes irq and softirq because a
-# process's own times include the interrupts that arrived while it ran.
+# this shell's finished children (wrk among them), and with STORE=postgres those of the
+# PostgreSQL it started (the postmaster, its finished children and its live backends; 0
+# otherwise). Busy includes irq and softirq because a process's own times include the
+# interrupts that arrived while it ran.
 cpu_ticks() {
     awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
     awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"
     awk '{ print $16 + $17 }' "/proc/$$/stat"
+    pg_ticks
 }
-read -r BUSY0 ALL0 SERVER0 CHILDREN0 < <(cpu_ticks | xargs)
+pg_ticks() {
+    [[ -n $PG_PID ]] || { echo 0; return; }
+    local pid stats=("/proc/$PG_PID/stat")
+    for pid in $(cat "/proc/$PG_PID/task/$PG_PID/children" 2>/dev/null); do
+        stats+=("/proc/$pid/stat")
+    done
+    # The postmaster's own and reaped children's times, then each live backend's own.
+    awk -v pm="/proc/$PG_PID/stat" '
+        { t += $14 + $15; if (FILENAME == pm) t += $16 + $17 }
+        END { print t + 0 }' "${stats[@]}" 2>/dev/null || echo 0
+}
+read -r BUSY0 ALL0 SERVER0 CHILDREN0 PG0 < <(cpu_ticks | xargs)
 sleep 1
-read -r BUSY1 ALL1 _ _ < <(cpu_ticks | xargs)
-BUSY=$((100 * (BUSY1 - BUSY0) / (ALL1 - ALL0 + 1)))
-echo "server: $BIN (built $(date -r "$BIN" '+%F %T')), $(nproc) CPUs, wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
+read -r BUSY1 ALL1 _ _ PG1 < <(cpu_ticks | xargs)
+# Our own PostgreSQL (checkpointing after the setup, say) is not "something else".
+BUSY=$((100 * (BUSY1 - BUSY0 - (PG1 - PG0)) / (ALL1 - ALL0 + 1)))
+echo "server: $BIN (built $(date -r "$BIN" '+%F %T')), store $STORE, $(nproc) CPUs, wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
 echo "CPU busy in the second before the runs: ${BUSY}%"
 ((BUSY < 20)) || echo "WARNING: something else is using the CPU; every row will be skewed"
 read_run healthz "$BASE/healthz"
@@ -288,7 +364,7 @@ ratio_row() {
 }
 
 echo
-echo "=== summary (127.0.0.1, $(nproc) CPUs, ${BUSY}% busy before, wrk -t$THREADS -c$CONNECTIONS" \
+echo "=== summary (127.0.0.1, store $STORE, $(nproc) CPUs, ${BUSY}% busy before, wrk -t$THREADS -c$CONNECTIONS" \
     "-d$DURATION; refresh rows count only 200s) ==="
 row row measured ratio target result
 ratio_row "verify (API key) / healthz" verify_api_key healthz 0.75
@@ -305,20 +381,25 @@ echo "$((6 - FAILS)) of 6 rows PASS"
 
 echo
 echo "=== runs ==="
-printf '%-22s %10s %8s %10s %10s %6s %7s %7s %s\n' run "ok/s" bad "p50 ms" "p99 ms" errors starved \
-    "other%" statuses
+# With STORE=postgres, a pg% column: the CPU of the PostgreSQL the script started.
+PG_HEAD= PG_FMT=
+[[ $STORE != postgres ]] || PG_HEAD=pg% PG_FMT=' %4s'
+printf "%-22s %10s %8s %10s %10s %6s %7s %7s${PG_FMT} %s\n" run "ok/s" bad "p50 ms" "p99 ms" errors \
+    starved "other%" ${PG_HEAD} statuses
 PROBLEMS=0 CONTENDED=0
 for name in healthz me jwks verify_api_key verify_access_token refresh_1_client \
     "refresh_${CONNECTIONS}_clients" refresh_1_session "refresh_${MANY_SESSIONS}_sessions"; do
-    printf '%-22s %10s %8s %10s %10s %6s %7s %7s %s\n' "$name" "${RATE[$name]}" "${BAD[$name]}" \
+    printf "%-22s %10s %8s %10s %10s %6s %7s %7s${PG_FMT} %s\n" "$name" "${RATE[$name]}" \
+        "${BAD[$name]}" \
         "$(awk -v us="${P50[$name]}" 'BEGIN { printf "%.2f", us / 1000 }')" \
         "$(awk -v us="${P99[$name]}" 'BEGIN { printf "%.2f", us / 1000 }')" \
-        "${ERRS[$name]}" "${STARVED[$name]}" "${OTHER[$name]}" "${STATUSES[$name]}"
+        "${ERRS[$name]}" "${STARVED[$name]}" "${OTHER[$name]}" \
+        ${PG_HEAD:+"${PGCPU[$name]}"} "${STATUSES[$name]}"
     ((BAD[$name] + ERRS[$name] + STARVED[$name] == 0)) || PROBLEMS=$((PROBLEMS + 1))
     ((OTHER[$name] < 10)) || CONTENDED=$((CONTENDED + 1))
 done
-echo "(other% = CPU used by anything but the server and wrk during the run, of all $(nproc) CPUs," \
-    "give or take 5)"
+echo "(other% = CPU used by anything but the server and wrk${PG_HEAD:+ and PostgreSQL} during the" \
+    "run, of all $(nproc) CPUs, give or take 5${PG_HEAD:+; pg% = the share of that PostgreSQL, likewise})"
 echo "server memory: idle ${RSS_IDLE} KiB RSS; after the runs $(rss_kib) KiB RSS," \
     "peak $(awk '/^VmHWM/ { print $2 }' "/proc/$SERVER_PID/status") KiB"
 if ((CONTENDED > 0)); then
