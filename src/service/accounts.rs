@@ -37,9 +37,7 @@ pub async fn register(
     reg: Registration,
     client: ClientInfo,
 ) -> Result<(TokenPair, User), Error> {
-    state
-        .rate_limiter
-        .take(Bucket::Register, client.ip, state.now())?;
+    super::limits::take_client(state, Bucket::Register, client.ip).await?;
     let email_key = reg.email.key();
     // Spare the hash for a known email; `create_account` still decides under its transaction.
     if state.store.email_taken(email_key.clone()).await? {
@@ -106,9 +104,7 @@ pub async fn login(
     totp_code: Option<Secret>,
     client: ClientInfo,
 ) -> Result<(TokenPair, User), Error> {
-    state
-        .rate_limiter
-        .take(Bucket::Login, client.ip, state.now())?;
+    super::limits::take_client(state, Bucket::Login, client.ip).await?;
     if !password.within_max_length() {
         return Err(Error::InvalidCredentials);
     }

@@ -14,10 +14,8 @@ use super::notices::{self, Notice};
 use super::rate_limit::Bucket;
 
 /// Creating and revoking keys are durable writes; one session must not flood the database.
-fn write_allowed(state: &AppState, who: &SessionCaller) -> Result<(), Error> {
-    state
-        .rate_limiter
-        .take_for_account(Bucket::AccountWrites, &who.user.id, state.now())
+async fn write_allowed(state: &AppState, who: &SessionCaller) -> Result<(), Error> {
+    super::limits::take_account(state, Bucket::AccountWrites, &who.user.id).await
 }
 
 /// A validated request for a new key.
@@ -40,7 +38,7 @@ pub async fn create(
 ) -> Result<(Secret, ApiKey), Error> {
     let session_id = &who.session_id;
     let now = state.now();
-    write_allowed(state, who)?;
+    write_allowed(state, who).await?;
     let generated = api_key::generate(&state.config.api_keys.prefix);
     let ttl = crate::clock::secs(req.expires_in);
     let key = ApiKey {
@@ -99,7 +97,7 @@ pub async fn revoke(
     client: &ClientInfo,
 ) -> Result<(), Error> {
     let session_id = &who.session_id;
-    write_allowed(state, who)?;
+    write_allowed(state, who).await?;
     let event = audit::in_session(state, EventKind::ApiKeyRevoked, who, client).key(key_id);
     if state
         .store

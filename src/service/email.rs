@@ -30,9 +30,7 @@ pub async fn request_verification(state: &AppState, who: &SessionCaller) -> Resu
     if who.user.email_verified_at.is_some() {
         return Err(Error::EmailAlreadyVerified);
     }
-    state
-        .rate_limiter
-        .take_for_account(Bucket::VerificationMail, &who.user.id, state.now())?;
+    super::limits::take_account(state, Bucket::VerificationMail, &who.user.id).await?;
     send_verification(state, &who.user).await
 }
 
@@ -92,9 +90,7 @@ pub async fn forgot_password(
     email: &str,
     ip: Option<std::net::IpAddr>,
 ) -> Result<(), Error> {
-    state
-        .rate_limiter
-        .take(Bucket::ForgotPassword, ip, state.now())?;
+    super::limits::take_client(state, Bucket::ForgotPassword, ip).await?;
     // Without mail the answer stays the generic one too: no token is made, and the operator's
     // `user reset-password` hands out links instead.
     let Ok(email) = Email::parse(email).map_err(drop).and_then(|e| {
@@ -122,13 +118,11 @@ async fn send_reset(state: &AppState, email_key: String) -> Result<(), Error> {
     if account.disabled {
         return Ok(());
     }
-    let now = state.now();
-    if state
-        .rate_limiter
-        .take_for_account(Bucket::ResetMail, &account.id, now)
-        .is_err()
-    {
-        return Ok(());
+    // Beyond the account's mail budget, silently nothing (the answer was given already).
+    match super::limits::take_account(state, Bucket::ResetMail, &account.id).await {
+        Ok(()) => {}
+        Err(Error::RateLimited { .. }) => return Ok(()),
+        Err(e) => return Err(e),
     }
     let token = random::token();
     let link = format!("{}/reset-password?token={token}", state.config.public_url);

@@ -11,9 +11,9 @@ use crate::domain::net::is_known_network;
 use crate::error::Error;
 use crate::service::state::AppState;
 
+use super::limits;
 use super::lockout;
-use super::rate_limit::{self, Bucket};
-use crate::clock::UnixTime;
+use super::rate_limit::Bucket;
 
 /// A guess in progress. Dropping it without a verdict leaves it counted as a failure, which is
 /// what a client that went away mid-check gets.
@@ -58,7 +58,7 @@ async fn start<'a>(
     known_networks_pass: bool,
 ) -> Result<Guess<'a>, Error> {
     let now = state.now();
-    take_failure(state, ip, now).await?;
+    limits::take_client(state, Bucket::Failures, ip).await?;
     let mut locks = false;
     if let Some(user) = user {
         let known = known_networks_pass
@@ -77,7 +77,7 @@ async fn start<'a>(
         match begun {
             Ok(l) => locks = l,
             Err(e) => {
-                give_back_failure(state, ip);
+                limits::give_back_client(state, Bucket::Failures, ip);
                 return Err(e);
             }
         }
@@ -95,63 +95,6 @@ fn lock_key(user_id: &str) -> String {
     format!("lock:{user_id}")
 }
 
-fn failures_key(state: &AppState, ip: IpAddr) -> String {
-    format!("failures:{}", state.rate_limiter.network(ip))
-}
-
-/// Take a guess from the client's failure bucket: the one every instance shares when the store
-/// is shared, this instance's otherwise.
-async fn take_failure(state: &AppState, ip: Option<IpAddr>, now: UnixTime) -> Result<(), Error> {
-    let rates = state.rate_limiter.rates(Bucket::Failures);
-    let (Some(ip), false) = (ip, state.store.is_redb() || rates.is_empty()) else {
-        return state.rate_limiter.take(Bucket::Failures, ip, now);
-    };
-    let taken = state
-        .store
-        .update_shared(failures_key(state, ip), now, |b| {
-            rate_limit::shared::take(rates, b, now)
-        })
-        .await?;
-    match taken {
-        Some(Err(e)) => {
-            tracing::info!(limit = Bucket::Failures.name(), client = %state.rate_limiter.network(ip), "rate limited");
-            Err(e)
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Return a guess to the client's failure bucket.
-fn give_back_failure(state: &AppState, ip: Option<IpAddr>) {
-    let rates = state.rate_limiter.rates(Bucket::Failures).to_vec();
-    match ip {
-        Some(ip) if !state.store.is_redb() && !rates.is_empty() => {
-            let now = state.now();
-            update_shared_later(state, failures_key(state, ip), move |b| {
-                rate_limit::shared::give_back(&rates, b, now)
-            });
-        }
-        _ => state.rate_limiter.give_back(Bucket::Failures, ip),
-    }
-}
-
-/// Update shared limit state off the request: a count given back need not hold up the answer.
-fn update_shared_later(
-    state: &AppState,
-    key: String,
-    f: impl FnOnce(Option<&[u8]>) -> Vec<u8> + Send + 'static,
-) {
-    if state.store.is_redb() {
-        return;
-    }
-    let (store, now) = (state.store.clone(), state.now());
-    tokio::spawn(tracing::Instrument::in_current_span(async move {
-        if let Err(e) = store.update_shared(key, now, |b| (f(b), ())).await {
-            tracing::error!(error = %e, "could not update a shared limit");
-        }
-    }));
-}
-
 /// Whether the account is locked now, as the guesses of every instance left it.
 pub async fn is_locked(state: &AppState, user_id: &str) -> Result<bool, Error> {
     if state.store.is_redb() {
@@ -166,18 +109,18 @@ impl Guess<'_> {
     pub fn succeeded(self) {
         if let Some(id) = &self.user_id {
             self.state.account_lock.succeed(id);
-            update_shared_later(self.state, lock_key(id), |_| Vec::new());
+            limits::update_shared_later(self.state, lock_key(id), |_| Vec::new());
         }
-        give_back_failure(self.state, self.ip);
+        limits::give_back_client(self.state, Bucket::Failures, self.ip);
     }
 
     /// A right password still waiting for its code: not a failure, but not a success either.
     pub fn pending(self) {
         if let Some(id) = &self.user_id {
             self.state.account_lock.undo(id);
-            update_shared_later(self.state, lock_key(id), lockout::shared::undo);
+            limits::update_shared_later(self.state, lock_key(id), lockout::shared::undo);
         }
-        give_back_failure(self.state, self.ip);
+        limits::give_back_client(self.state, Bucket::Failures, self.ip);
     }
 
     /// It was wrong; it stays counted. If it locked the account, that is recorded (off the

@@ -11,6 +11,7 @@ pub mod guesses;
 pub mod health;
 pub mod key_usage;
 pub mod lifecycle;
+pub mod limits;
 pub mod lockout;
 pub mod mail;
 pub mod notices;

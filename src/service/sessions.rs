@@ -41,9 +41,7 @@ pub async fn revoke(
 ) -> Result<(), Error> {
     let current = &who.session_id;
     // Each revoke is a durable write; one session must not flood the database.
-    state
-        .rate_limiter
-        .take_for_account(Bucket::AccountWrites, &who.user.id, state.now())?;
+    super::limits::take_account(state, Bucket::AccountWrites, &who.user.id).await?;
     let event = audit::in_session(state, EventKind::SessionRevoked, who, client)
         .detail("revoked_session", session_id);
     if state

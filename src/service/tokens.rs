@@ -170,9 +170,7 @@ pub async fn refresh(
     // Only refused tokens count against the client: a valid refresh token is never refused
     // because of what other clients behind the same address did.
     if matches!(result, Err(Error::InvalidRefreshToken)) {
-        state
-            .rate_limiter
-            .take(Bucket::Refresh, client_ip, state.now())?;
+        super::limits::take_client(state, Bucket::Refresh, client_ip).await?;
     }
     result
 }

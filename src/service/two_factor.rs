@@ -80,9 +80,7 @@ pub async fn setup(
         guess.succeeded();
     }
     // Each setup is a durable write; one session must not be able to flood the database.
-    state
-        .rate_limiter
-        .take_for_account(Bucket::AccountWrites, &user.id, state.now())?;
+    super::limits::take_account(state, Bucket::AccountWrites, &user.id).await?;
     let secret = totp::new_secret();
     let b32 = totp::encode_secret(&secret);
     let url = totp::otpauth_url(&state.config.issuer, &user.email, &b32);

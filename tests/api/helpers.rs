@@ -81,9 +81,15 @@ fn postgres_url(dir: &TempDir) -> String {
 /// Whether this run's servers keep a redb file (tests that read the file itself only hold
 /// there); says so when they do not.
 pub fn on_redb(test: &str) -> bool {
+    only_on_redb(test, "reads the redb file")
+}
+
+/// Whether this run's servers use the embedded store; when they do not, says why `test` only
+/// means something there.
+pub fn only_on_redb(test: &str, why: &str) -> bool {
     let redb = !crate::postgres::suite_on_postgres();
     if !redb {
-        eprintln!("{test}: reads the redb file; not run on PostgreSQL");
+        eprintln!("{test}: {why}; not run on PostgreSQL");
     }
     redb
 }

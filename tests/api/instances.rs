@@ -254,6 +254,24 @@ async fn the_refresh_grace_and_reuse_detection_hold_across_instances() {
     );
 }
 
+/// A registration from one client (through the trusted local proxy).
+async fn register_from(app: &TestApp, email: &str) -> u16 {
+    let body =
+        serde_json::json!({"email": email, "password": crate::helpers::PASSWORD, "name": "R"})
+            .to_string();
+    app.request(
+        "POST",
+        "/v1/auth/register",
+        &[
+            ("content-type", "application/json"),
+            ("x-forwarded-for", "192.0.2.78"),
+        ],
+        Some(body.into_bytes()),
+    )
+    .await
+    .status
+}
+
 /// A login from `from` (through the trusted local proxy) with `password`.
 async fn login_from(app: &TestApp, from: &str, email: &str, password: &str) -> u16 {
     let body = serde_json::json!({"email": email, "password": password}).to_string();
@@ -385,4 +403,40 @@ async fn instances_starting_together_migrate_once_and_a_newer_schema_is_refused(
         panic!("a newer schema was accepted");
     };
     assert!(refused.to_string().contains("99"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_and_account_limit_counts_across_instances() {
+    let Some(pg) = postgres::server() else {
+        return;
+    };
+    let (a, b) = pair(
+        pg,
+        "[rate_limits]\nenabled = true\nlogin = [\"3/1m\"]\nfailures = [\"100/1m\"]\nregister = [\"2/1m\"]\naccount_writes = [\"2/1m\"]\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+    )
+    .await;
+    // Logins: three a minute from one client, wherever they land.
+    for app in [&a, &b, &a] {
+        assert_eq!(
+            login_from(app, "192.0.2.77", "nobody@example.com", "x-password-1").await,
+            401
+        );
+    }
+    assert_eq!(
+        login_from(&b, "192.0.2.77", "nobody@example.com", "x-password-1").await,
+        429
+    );
+    // Registrations: two a minute from one client.
+    assert_eq!(register_from(&a, "reg-a@example.com").await, 201);
+    assert_eq!(register_from(&b, "reg-b@example.com").await, 201);
+    assert_eq!(register_from(&a, "reg-c@example.com").await, 429);
+    // An account's writes: two API keys a minute, on whichever instance.
+    let t = a.register("writes@example.com").await;
+    let body = serde_json::json!({"name": "k", "scopes": ["databases:read"]});
+    for (app, status) in [(&a, 201), (&b, 201), (&a, 429)] {
+        let r = app
+            .post_as("/v1/auth/api-keys", Some(&t.token), body.clone())
+            .await;
+        assert_eq!(r.status, status, "{:?}", r.body);
+    }
 }

@@ -396,6 +396,10 @@ async fn ipv6_clients_are_limited_per_network_not_per_address() {
 
 #[tokio::test]
 async fn the_limiter_forgets_the_least_recently_seen_clients_beyond_its_bound() {
+    let why = "the in-memory limiter's bound (shared limits are rows that expire)";
+    if !crate::helpers::only_on_redb("the_limiter_forgets_the_least_recently_seen_clients", why) {
+        return;
+    }
     let app = TestApp::spawn_with(&format!(
         "{BEHIND_PROXY}\nenabled = true\nrefresh = [\"1/1h\"]\nmax_tracked_clients = 1000"
     ))
