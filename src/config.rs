@@ -309,6 +309,9 @@ pub struct StoreConfig {
     pub url_file: Option<PathBuf>,
     /// Connections each instance keeps to PostgreSQL at most.
     pub pool_size: usize,
+    /// PEM certificates of a private CA the database's TLS certificate is checked against too
+    /// (beside the web's roots), for `sslmode=require`.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The store backends.
@@ -677,6 +680,9 @@ fn store_section(s: &mut Section<'_>) -> StoreConfig {
         .filter(|f| !f.is_empty())
         .map(PathBuf::from);
     let pool_size = s.int("pool_size", 16, 1, 1000);
+    let ca_file = Some(s.string("ca_file", ""))
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from);
     match (backend, &url, &url_file) {
         (StoreBackend::Postgres, None, None) => {
             s.problem("url", "backend = \"postgres\" needs url or url_file")
@@ -695,6 +701,7 @@ fn store_section(s: &mut Section<'_>) -> StoreConfig {
         url,
         url_file,
         pool_size,
+        ca_file,
     }
 }
 

@@ -93,7 +93,7 @@ impl Store {
                         ))
                     }
                 };
-                PgStore::connect(&url, config.pool_size, caches)
+                PgStore::connect(&url, config.pool_size, caches, config.ca_file.as_deref())
                     .await
                     .map(Store::Postgres)
             }

@@ -440,3 +440,43 @@ async fn every_client_and_account_limit_counts_across_instances() {
         assert_eq!(r.status, status, "{:?}", r.body);
     }
 }
+
+/// Whether a server with the store at `url` (and `extra` store settings) starts.
+async fn build_on(url: &str, extra: &str) -> Result<(), cloudheed_auth::StartupError> {
+    let dir = tempfile::tempdir().expect("tmp");
+    let text = format!(
+        "data_dir = {:?}\n[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n{extra}",
+        dir.path().join("data").display().to_string()
+    );
+    let config = cloudheed_auth::Config::from_toml(&text).expect("config");
+    cloudheed_auth::App::build(config).await.map(drop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_the_database_checks_its_certificate_against_the_configured_ca() {
+    let Some((pg, ca)) = postgres::dedicated_with_tls() else {
+        return;
+    };
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=require",
+        pg.port
+    );
+    // The web's roots alone do not vouch for a private CA: no connection, no start.
+    let refused = build_on(&url, "").await;
+    let why = refused
+        .err()
+        .map(|e| format!("{e:?}").to_lowercase())
+        .expect("a certificate no trusted CA signed was accepted");
+    assert!(why.contains("certificate") || why.contains("tls"), "{why}");
+    let with_ca = format!("ca_file = {:?}\n", ca.display().to_string());
+    assert!(
+        build_on(&url, &with_ca).await.is_ok(),
+        "the configured CA vouches for it"
+    );
+    let app = TestApp::spawn_with(&format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n{with_ca}"
+    ))
+    .await;
+    let t = app.register("tls@example.com").await;
+    assert_eq!(app.me(&t.token).await.status, 200);
+}

@@ -16,6 +16,8 @@ pub struct PgServer {
     pub port: u16,
     pub dir: PathBuf,
     pub bin: PathBuf,
+    /// More `-c name=value` settings for the server.
+    extra: String,
 }
 
 static SERVER: OnceLock<Option<PgServer>> = OnceLock::new();
@@ -61,6 +63,40 @@ pub fn dedicated() -> Option<PgServer> {
     bin_dir().map(start)
 }
 
+/// A server of the test's own speaking TLS with a certificate for 127.0.0.1 from a private CA
+/// made for it; the CA's PEM file beside it.
+pub fn dedicated_with_tls() -> Option<(PgServer, PathBuf)> {
+    server()?;
+    let bin = bin_dir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("cloudheed-pg-tls-")
+        .tempdir()
+        .expect("tmp")
+        .keep();
+    let sh = |script: &str| {
+        let out = Command::new("sh")
+            .args(["-c", script])
+            .current_dir(&dir)
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -subj /CN=cloudheed-test-ca -days 2 2>/dev/null");
+    sh("openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null");
+    sh("printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext 2>/dev/null");
+    sh("chmod 600 server.key && chown postgres server.key server.crt");
+    let extra = format!(
+        "-c ssl=on -c ssl_cert_file={d}/server.crt -c ssl_key_file={d}/server.key",
+        d = dir.display()
+    );
+    let ca = dir.join("ca.crt");
+    Some((start_with(bin, extra), ca))
+}
+
 fn as_postgres(bin: &Path, tool: &str) -> Command {
     let mut c = Command::new("runuser");
     c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
@@ -68,6 +104,10 @@ fn as_postgres(bin: &Path, tool: &str) -> Command {
 }
 
 fn start(bin: PathBuf) -> PgServer {
+    start_with(bin, String::new())
+}
+
+fn start_with(bin: PathBuf, extra: String) -> PgServer {
     let dir = tempfile::Builder::new()
         .prefix("cloudheed-pg-")
         .tempdir()
@@ -97,7 +137,12 @@ fn start(bin: PathBuf) -> PgServer {
         .local_addr()
         .expect("addr")
         .port();
-    let server = PgServer { port, dir, bin };
+    let server = PgServer {
+        port,
+        dir,
+        bin,
+        extra,
+    };
     server.pg_ctl_start();
     // Stop it, and remove its files, once this test process is gone.
     let watchdog = format!(
@@ -130,9 +175,10 @@ impl PgServer {
             .arg(self.dir.join("pg.log"))
             .args(["-w", "-o"])
             .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off {}",
                 self.port,
-                self.dir.display()
+                self.dir.display(),
+                self.extra
             ))
             .arg("start")
             .stdout(Stdio::null())

@@ -139,12 +139,28 @@ impl PgStore {
         url: &str,
         pool_size: usize,
         caches: (usize, usize),
+        ca_file: Option<&std::path::Path>,
     ) -> Result<PgStore, StoreError> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Setup(format!("store.url: {e}")))?;
-        let roots =
+        let mut roots =
             rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(file) = ca_file {
+            use rustls_pki_types::pem::PemObject;
+            let bad = |e: &dyn std::fmt::Display| {
+                StoreError::Setup(format!("store.ca_file {}: {e}", file.display()))
+            };
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(file).map_err(|e| bad(&e))?;
+            let mut added = 0;
+            for cert in certs {
+                roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(bad(&"no certificate in it"));
+            }
+        }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls_config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
