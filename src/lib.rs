@@ -1,5 +1,6 @@
 //! cloudheed-auth: a self-hosted authentication server in one binary, with its data in one redb
-//! file and its access tokens signed with Ed25519.
+//! file (or a PostgreSQL database several instances share) and its access tokens signed with
+//! Ed25519.
 //!
 //! # Layout
 //!
@@ -12,8 +13,8 @@
 //! - [`domain`]: validated values, models and the rules that change them (two-factor state,
 //!   refresh lineage, operator changes, client networks). No I/O.
 //! - [`crypto`]: scrypt on a bounded pool, EdDSA JWS, signing keys, randomness.
-//! - [`store`]: the only code that knows redb; use-case operations, each one transaction, in
-//!   domain types.
+//! - [`store`]: the only code that knows redb or PostgreSQL; use-case operations, each one
+//!   transaction, in domain types, the same on both backends.
 //! - [`admin`]: the operator's side: a socket server beside the app, and the CLI's client.
 //! - [`config`], [`clock`], [`telemetry`], [`shutdown`], [`cli`]: the process around it.
 //!

@@ -1,8 +1,10 @@
-//! The store: the only code that knows redb, speaking domain types (`Account`, `Session`,
-//! `ApiKey`, ...) and never its records, which stay private to it.
+//! The store: the only code that knows redb or PostgreSQL, speaking domain types (`Account`,
+//! `Session`, `ApiKey`, ...) and never its records, which stay private to it. [`Store`]
+//! (`facade.rs`) is what services call; it forwards to the redb store (this module's files) or
+//! the PostgreSQL one (`pg/`).
 //!
-//! **The use-case API** — what a second backend implements, each operation one transaction
-//! that applies the domain's rules inside it and is durable when it returns `Ok`:
+//! **The use-case API** — what both backends implement, each operation one transaction that
+//! applies the domain's rules inside it and is durable when it returns `Ok`:
 //! - accounts (`users.rs`): `email_taken`, `user_by_email`, `create_account`, `start_session`;
 //! - two-factor state (`two_factor.rs`): `user_by_id`, `set_pending_totp`, `enable_totp`,
 //!   `disable_totp`;
