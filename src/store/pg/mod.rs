@@ -151,7 +151,8 @@ impl PgStore {
             let bad = |e: &dyn std::fmt::Display| {
                 StoreError::Setup(format!("store.ca_file {}: {e}", file.display()))
             };
-            let certs = rustls_pki_types::CertificateDer::pem_file_iter(file).map_err(|e| bad(&e))?;
+            let certs =
+                rustls_pki_types::CertificateDer::pem_file_iter(file).map_err(|e| bad(&e))?;
             let mut added = 0;
             for cert in certs {
                 roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
