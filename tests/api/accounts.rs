@@ -360,14 +360,10 @@ async fn login_needs_both_fields() {
 
 #[tokio::test]
 async fn login_rehashes_when_the_configured_cost_changes() {
-    if !crate::helpers::on_redb("login_rehashes_when_the_configured_cost_changes") {
-        return;
-    }
     let app = TestApp::spawn().await;
     app.register("cost@example.com").await;
     let app = app.restart_with("[passwords]\nscrypt_log_n = 11").await;
     assert_eq!(app.login("cost@example.com", PASSWORD).await.status, 200);
-    app.stop().await;
     let hash = stored_hash(&app, "cost@example.com").await;
     assert!(hash.starts_with("$scrypt$ln=11,r=8,p=1$"), "{hash}");
     let app = app.restart_with("[passwords]\nscrypt_log_n = 11").await;
@@ -378,39 +374,30 @@ async fn login_rehashes_when_the_configured_cost_changes() {
     );
 }
 
-/// Read a user's stored hash straight from the (stopped) server's database.
+/// A user's stored hash, read through the running server's store (either backend).
 async fn stored_hash(app: &TestApp, email: &str) -> String {
-    let path = app.db_path();
-    for _ in 0..100 {
-        if let Ok(store) = cloudheed_auth::testing::store::Store::open(&path) {
-            let user = store
-                .user_by_email(email.to_string())
-                .await
-                .expect("read")
-                .expect("user");
-            return user.password_hash.expose().to_string();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("database still held");
+    let user = app
+        .state()
+        .store
+        .user_by_email(email.to_string())
+        .await
+        .expect("read")
+        .expect("user");
+    user.password_hash.expose().to_string()
 }
 
 #[tokio::test]
 async fn passwords_are_stored_only_as_salted_scrypt_hashes() {
-    if !crate::helpers::on_redb("passwords_are_stored_only_as_salted_scrypt_hashes") {
-        return;
-    }
     let app = TestApp::spawn().await;
     app.register("s1@example.com").await;
     app.register("s2@example.com").await;
-    app.stop().await;
     let (h1, h2) = (
         stored_hash(&app, "s1@example.com").await,
         stored_hash(&app, "s2@example.com").await,
     );
     assert!(h1.starts_with("$scrypt$ln=10,r=8,p=1$"));
     assert_ne!(h1, h2, "same password, different salts");
-    let raw = std::fs::read(app.db_path()).expect("db file");
+    let raw = app.stored_bytes().await;
     assert!(!raw
         .windows(PASSWORD.len())
         .any(|w| w == PASSWORD.as_bytes()));
@@ -451,9 +438,6 @@ async fn a_login_for_an_unknown_email_spends_a_hash_too() {
 
 #[tokio::test]
 async fn no_bearer_secret_is_stored_in_the_clear() {
-    if !crate::helpers::on_redb("no_bearer_secret_is_stored_in_the_clear") {
-        return;
-    }
     let app = TestApp::spawn().await;
     let t = app.register("clear@example.com").await;
     let rotated = tokens(&app.refresh(&t.refresh_token).await);
@@ -468,8 +452,7 @@ async fn no_bearer_secret_is_stored_in_the_clear() {
         .as_str()
         .expect("api_key")
         .to_string();
-    app.stop().await;
-    let raw = std::fs::read(app.db_path()).expect("db file");
+    let raw = app.stored_bytes().await;
     for secret in [
         &t.refresh_token,
         &rotated.refresh_token,

@@ -202,6 +202,64 @@ impl TestApp {
         self.restart_with(&extra).await
     }
 
+    /// Every byte the server keeps: the redb file (after stopping it), or on PostgreSQL the
+    /// binary columns of every table of its schema, decoded; for tests that look for secrets
+    /// at rest.
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        if !crate::postgres::suite_on_postgres() {
+            self.stop().await;
+            return std::fs::read(self.db_path()).expect("db file");
+        }
+        let url = std::fs::read_to_string(self.dir.path().join("postgres-url")).expect("url");
+        let schema = url.rsplit("%3D").next().expect("schema").to_string();
+        let pg = crate::postgres::server().expect("PostgreSQL");
+        let columns = [
+            ("users", "record"),
+            ("sessions", "record"),
+            ("refresh_tokens", "hash"),
+            ("signing_keys", "record"),
+            ("api_keys", "hash"),
+            ("api_keys", "record"),
+            ("outbox", "record"),
+            ("mail_tokens", "hash"),
+            ("mail_tokens", "record"),
+            ("latest_mail_token", "hash"),
+            ("audit", "record"),
+            ("audit_meta", "record"),
+            ("refresh_grace", "sealed"),
+            ("shared_limits", "state"),
+        ];
+        let mut out = Vec::new();
+        for (table, column) in columns {
+            let query = format!("SELECT encode({column}, 'hex') FROM {schema}.{table}");
+            let rows = std::process::Command::new(pg.bin.join("psql"))
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &pg.port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
+                .args(["-At", "-c", &query, "postgres"])
+                .output()
+                .expect("psql");
+            assert!(
+                rows.status.success(),
+                "{}",
+                String::from_utf8_lossy(&rows.stderr)
+            );
+            for line in String::from_utf8_lossy(&rows.stdout).lines() {
+                let bytes = (0..line.len() / 2)
+                    .map(|i| u8::from_str_radix(&line[2 * i..2 * i + 2], 16).expect("hex"));
+                out.extend(bytes);
+                out.push(b'\n');
+            }
+        }
+        assert!(out.len() > 100, "the schema held data");
+        out
+    }
+
     /// The redb file of this server.
     pub fn db_path(&self) -> std::path::PathBuf {
         self.dir.path().join("data").join(Config::DB_FILE)
