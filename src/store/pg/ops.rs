@@ -122,6 +122,22 @@ fn to_entry(seq: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
 }
 
 impl PgStore {
+    /// The end of a use case's write: its events appended, the commit, and this instance's
+    /// cached reads of `user` made stale.
+    async fn commit_with(
+        &self,
+        tx: deadpool_postgres::Transaction<'_>,
+        events: &[Event],
+        user: Option<&str>,
+    ) -> Result<(), StoreError> {
+        append(&*tx, events).await?;
+        tx.commit().await?;
+        if let Some(user) = user {
+            self.touched(&[user]);
+        }
+        Ok(())
+    }
+
     // === accounts ===
 
     /// Whether an account uses this (lowercased) email.
@@ -173,8 +189,7 @@ impl PgStore {
         }
         put_user(&*tx, &user.into_account()).await?;
         insert_session(&*tx, session).await?;
-        append(&*tx, &events).await?;
-        tx.commit().await?;
+        self.commit_with(tx, &events, None).await?;
         Ok(CreateOutcome::Created)
     }
 
@@ -209,9 +224,12 @@ impl PgStore {
         }
         put_user(&*tx, &user).await?;
         insert_session(&*tx, session).await?;
-        append(&*tx, &with_factor(event, second_factor.as_ref())).await?;
-        tx.commit().await?;
-        self.touched(&[&user.id]);
+        self.commit_with(
+            tx,
+            &with_factor(event, second_factor.as_ref()),
+            Some(&user.id),
+        )
+        .await?;
         Ok(StartOutcome::Started)
     }
 
@@ -229,9 +247,7 @@ impl PgStore {
         user.password_hash = new_hash;
         put_user(&*tx, &user).await?;
         delete_sessions_where(&*tx, &user_id, |s| s.id != keep_session).await?;
-        append(&*tx, &[event]).await?;
-        tx.commit().await?;
-        self.touched(&[&user_id]);
+        self.commit_with(tx, &[event], Some(&user_id)).await?;
         Ok(())
     }
 
@@ -261,9 +277,8 @@ impl PgStore {
             DeleteBy::Operator => None,
         };
         let event = event.user(&user_id).detail("email", user.email);
-        append(&*tx, &with_factor(event, used)).await?;
-        tx.commit().await?;
-        self.touched(&[&user_id]);
+        self.commit_with(tx, &with_factor(event, used), Some(&user_id))
+            .await?;
         Ok(DeleteOutcome::Deleted)
     }
 
@@ -309,9 +324,8 @@ impl PgStore {
                 .detail("to", user.plan.as_str()),
             _ => event,
         };
-        append(&*tx, &[event.user(&user_id)]).await?;
-        tx.commit().await?;
-        self.touched(&[&user_id]);
+        self.commit_with(tx, &[event.user(&user_id)], Some(&user_id))
+            .await?;
         Ok(user)
     }
 
@@ -332,9 +346,7 @@ impl PgStore {
         }
         user.two_factor.pending = Some(secret);
         put_user(&*tx, &user).await?;
-        append(&*tx, &[event]).await?;
-        tx.commit().await?;
-        self.touched(&[&user_id]);
+        self.commit_with(tx, &[event], Some(&user_id)).await?;
         Ok(SetupOutcome::Pending)
     }
 
@@ -365,9 +377,7 @@ impl PgStore {
         }
         put_user(&*tx, &user).await?;
         delete_sessions_where(&*tx, &user_id, |s| s.id != keep_session).await?;
-        append(&*tx, &[event]).await?;
-        tx.commit().await?;
-        self.touched(&[&user_id]);
+        self.commit_with(tx, &[event], Some(&user_id)).await?;
         Ok(EnableOutcome::Enabled)
     }
 
@@ -389,9 +399,8 @@ impl PgStore {
         }
         user.two_factor.clear();
         put_user(&*tx, &user).await?;
-        append(&*tx, &with_factor(event, Some(&used))).await?;
-        tx.commit().await?;
-        self.touched(&[&user_id]);
+        self.commit_with(tx, &with_factor(event, Some(&used)), Some(&user_id))
+            .await?;
         Ok(DisableOutcome::Disabled)
     }
 
@@ -476,9 +485,12 @@ impl PgStore {
             Presented::Reused => {
                 delete_session(&*tx, &s).await?;
                 let (session_id, user_id) = (s.id, s.user_id);
-                append(&*tx, &[on_reuse.user(&user_id).session(&session_id)]).await?;
-                tx.commit().await?;
-                self.touched(&[&user_id]);
+                self.commit_with(
+                    tx,
+                    &[on_reuse.user(&user_id).session(&session_id)],
+                    Some(&user_id),
+                )
+                .await?;
                 return Ok(Rotation::Reused {
                     session_id,
                     user_id,
@@ -603,9 +615,7 @@ impl PgStore {
         match get_session(&*tx, &session_id).await? {
             Some(s) if s.user_id == user_id => {
                 delete_session(&*tx, &s).await?;
-                append(&*tx, &[event]).await?;
-                tx.commit().await?;
-                self.touched(&[&user_id]);
+                self.commit_with(tx, &[event], Some(&user_id)).await?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -653,9 +663,8 @@ impl PgStore {
         }
         let record = ApiKeyRecord::new(key, seq);
         put_key(&*tx, &record).await?;
-        append(&*tx, &[event]).await?;
-        tx.commit().await?;
-        self.touched(&[&record.user_id]);
+        self.commit_with(tx, &[event], Some(&record.user_id))
+            .await?;
         Ok(KeyCreateOutcome::Created)
     }
 
@@ -690,9 +699,7 @@ impl PgStore {
         match record {
             Some(k) if k.user_id == user_id => {
                 delete_key(&*tx, &k).await?;
-                append(&*tx, &[event]).await?;
-                tx.commit().await?;
-                self.touched(&[&user_id]);
+                self.commit_with(tx, &[event], Some(&user_id)).await?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -800,8 +807,8 @@ impl PgStore {
         let new = new_signing_key(&*tx, now).await?;
         let kid = KeyPair::from_seed(&new.seed).kid().to_string();
         records.push(new);
-        append(&*tx, &[event.detail("kid", kid)]).await?;
-        tx.commit().await?;
+        self.commit_with(tx, &[event.detail("kid", kid)], None)
+            .await?;
         Ok(stored(records))
     }
 
@@ -892,9 +899,12 @@ impl PgStore {
         user.email_verified_at.get_or_insert(now);
         put_user(&*tx, &user).await?;
         delete_sessions_where(&*tx, &user.id, |_| true).await?;
-        append(&*tx, &with_factor(event.user(&user.id), used.as_ref())).await?;
-        tx.commit().await?;
-        self.touched(&[&user.id]);
+        self.commit_with(
+            tx,
+            &with_factor(event.user(&user.id), used.as_ref()),
+            Some(&user.id),
+        )
+        .await?;
         Ok(MailTokenReset::Done(Box::new(user)))
     }
 
@@ -928,9 +938,7 @@ impl PgStore {
             .user(&user.id)
             .detail("from", old.as_str())
             .detail("to", token.email.as_str());
-        append(&*tx, &[event]).await?;
-        tx.commit().await?;
-        self.touched(&[&user.id]);
+        self.commit_with(tx, &[event], Some(&user.id)).await?;
         Ok(EmailChange::Done(user.id, old, token.email))
     }
 
@@ -1036,8 +1044,7 @@ impl PgStore {
     pub async fn record_events(&self, events: Vec<Event>) -> Result<(), StoreError> {
         let mut c = self.client().await?;
         let tx = write_tx(&mut c).await?;
-        append(&*tx, &events).await?;
-        tx.commit().await?;
+        self.commit_with(tx, &events, None).await?;
         Ok(())
     }
 
