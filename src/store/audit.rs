@@ -56,15 +56,89 @@ fn read_anchor(
     let Some(bytes) = meta.get(ANCHOR)? else {
         return Ok(None);
     };
-    let r: AuditAnchorRecord = decode("audit_meta", bytes.value())?;
-    Ok(Some(Anchor {
+    decode::<AuditAnchorRecord>("audit_meta", bytes.value()).map(|r| Some(anchor_of(&r)))
+}
+
+/// The chain's anchor a stored anchor record holds.
+pub(super) fn anchor_of(r: &AuditAnchorRecord) -> Anchor {
+    Anchor {
         seq: r.seq,
         hash: r.hash,
         pruned: r.pruned,
-    }))
+    }
 }
 
-fn to_entry(key: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
+/// Walks stored entries oldest first, checking each link, for either backend.
+pub(super) struct Walker {
+    check: ChainCheck,
+    broken: Option<BrokenLink>,
+    hash_of: Option<u64>,
+    hash_at: Option<[u8; 32]>,
+    anchor: Option<Anchor>,
+}
+
+impl Walker {
+    /// A walk of what is kept after `anchor`, noting the hash of entry `hash_of`.
+    pub(super) fn new(anchor: Option<Anchor>, hash_of: Option<u64>) -> Walker {
+        Walker {
+            check: ChainCheck::new(anchor),
+            broken: None,
+            hash_of,
+            hash_at: None,
+            anchor,
+        }
+    }
+
+    /// The next entry, stored at `key` as `bytes`; false once the chain is broken.
+    pub(super) fn entry(&mut self, key: u64, bytes: &[u8]) -> bool {
+        let hash = sha256(bytes);
+        let linked = match decode::<AuditRecord>("audit", bytes) {
+            Ok(r) => self.check.next(key, r.seq, r.prev, hash),
+            Err(_) => Err(BrokenLink {
+                seq: key,
+                why: "it does not decode".into(),
+            }),
+        };
+        if let Err(b) = linked {
+            self.broken = Some(b);
+            return false;
+        }
+        if Some(key) == self.hash_of {
+            self.hash_at = Some(hash);
+        }
+        true
+    }
+
+    /// What the walk found.
+    pub(super) fn finish(self) -> AuditWalk {
+        AuditWalk {
+            count: self.check.count,
+            head_seq: self.check.head_seq(),
+            head: self.check.head(),
+            broken: self.broken,
+            hash_at: self.hash_at,
+            anchor: self.anchor,
+        }
+    }
+}
+
+/// `bytes` (an entry) changed as an attacker would change it: another kind, another address.
+pub(super) fn tampered(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let mut r: AuditRecord = decode("audit", bytes)?;
+    r.kind = EventKind::LoginSucceeded.as_str().into();
+    r.ip = Some("192.0.2.1".into());
+    encode(&r)
+}
+
+/// `bytes` (an entry) linked to the entry stored as `prev` instead.
+pub(super) fn relinked(bytes: &[u8], prev: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let mut r: AuditRecord = decode("audit", bytes)?;
+    r.prev = sha256(prev);
+    encode(&r)
+}
+
+/// An entry as stored at `key`, decoded, with the hash of its bytes.
+pub(super) fn to_entry(key: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
     let r: AuditRecord = decode("audit", bytes)?;
     let kind = EventKind::parse(&r.kind)
         .ok_or_else(|| StoreError::Corrupt(format!("audit {key}: unknown kind {:?}", r.kind)))?;
@@ -267,19 +341,13 @@ impl RedbStore {
                 .ok_or_else(|| StoreError::Corrupt(format!("no audit entry {seq}")))?;
             match how {
                 Tamper::Edit => {
-                    let mut r: AuditRecord = decode("audit", &bytes)?;
-                    r.kind = EventKind::LoginSucceeded.as_str().into();
-                    r.ip = Some("192.0.2.1".into());
-                    log.insert(seq, encode(&r)?.as_slice())?;
+                    log.insert(seq, tampered(&bytes)?.as_slice())?;
                 }
                 Tamper::Delete => {
                     log.remove(seq)?;
                 }
                 Tamper::Rewrite => {
-                    let mut r: AuditRecord = decode("audit", &bytes)?;
-                    r.kind = EventKind::LoginSucceeded.as_str().into();
-                    r.ip = Some("192.0.2.1".into());
-                    let mut fresh = encode(&r)?;
+                    let mut fresh = tampered(&bytes)?;
                     log.insert(seq, fresh.as_slice())?;
                     let later: Vec<u64> = log
                         .range(seq + 1..)?
@@ -290,9 +358,7 @@ impl RedbStore {
                             .get(k)?
                             .map(|v| v.value().to_vec())
                             .ok_or_else(|| StoreError::Corrupt(format!("no audit entry {k}")))?;
-                        let mut r: AuditRecord = decode("audit", &old)?;
-                        r.prev = sha256(&fresh);
-                        fresh = encode(&r)?;
+                        fresh = relinked(&old, &fresh)?;
                         log.insert(k, fresh.as_slice())?;
                     }
                 }
@@ -336,37 +402,14 @@ pub(super) fn test_event() -> Event {
 
 fn walk(tx: &ReadTransaction, hash_of: Option<u64>) -> Result<AuditWalk, StoreError> {
     let anchor = read_anchor(&tx.open_table(AUDIT_META)?)?;
-    let log = tx.open_table(AUDIT)?;
-    let mut check = ChainCheck::new(anchor);
-    let mut broken = None;
-    let mut hash_at = None;
-    for item in log.iter()? {
+    let mut walker = Walker::new(anchor, hash_of);
+    for item in tx.open_table(AUDIT)?.iter()? {
         let (k, v) = item?;
-        let key = k.value();
-        let hash = sha256(v.value());
-        let linked = match decode::<AuditRecord>("audit", v.value()) {
-            Ok(r) => check.next(key, r.seq, r.prev, hash),
-            Err(_) => Err(BrokenLink {
-                seq: key,
-                why: "it does not decode".into(),
-            }),
-        };
-        if let Err(b) = linked {
-            broken = Some(b);
+        if !walker.entry(k.value(), v.value()) {
             break;
         }
-        if Some(key) == hash_of {
-            hash_at = Some(hash);
-        }
     }
-    Ok(AuditWalk {
-        count: check.count,
-        head_seq: check.head_seq(),
-        head: check.head(),
-        broken,
-        hash_at,
-        anchor,
-    })
+    Ok(walker.finish())
 }
 
 #[cfg(test)]

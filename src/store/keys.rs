@@ -64,7 +64,8 @@ fn insert_new(tx: &WriteTransaction, now: UnixTime) -> Result<SigningKeyRecord, 
     Ok(record)
 }
 
-fn stored(records: Vec<SigningKeyRecord>) -> Vec<StoredKey> {
+/// The keys of stored records, as the keyring takes them.
+pub(super) fn stored(records: Vec<SigningKeyRecord>) -> Vec<StoredKey> {
     records
         .into_iter()
         .map(|r| StoredKey {

@@ -10,14 +10,15 @@ use crate::clock::UnixTime;
 use crate::crypto::keys::KeyPair;
 use crate::crypto::random::{self, sha256};
 use crate::domain::account::{Account, AccountChange, EnableRefused, FactorGate, SecondFactorUse};
-use crate::domain::audit::{Actor, Anchor, BrokenLink, ChainCheck, Entry, Event, EventKind};
+use crate::domain::audit::{Entry, Event, EventKind};
 use crate::domain::lineage::Presented;
 use crate::domain::mail::{AfterFailure, OutgoingMail, QueuedMail, TokenKind};
 use crate::domain::models::{ApiKey, Session};
 use crate::secret::{Secret, SecretBytes};
 
-use super::super::audit::with_factor;
+use super::super::audit::{anchor_of, relinked, tampered, to_entry, with_factor, Walker};
 use super::super::export::{hex32, line, read_lines, Line, FORMAT, VERSION};
+use super::super::keys::stored;
 use super::super::records::{
     decode, decode_user, encode, ApiKeyRecord, AuditAnchorRecord, AuditRecord, MailTokenRecord,
     OutboxRecord, SessionRecord, SigningKeyRecord, UserRecord, RECORD_VERSION,
@@ -33,17 +34,6 @@ use super::{write_tx, PgStore};
 
 /// How long a claimed message is kept from other instances' delivery workers.
 const MAIL_LEASE_SECS: i64 = 120;
-
-fn stored(records: Vec<SigningKeyRecord>) -> Vec<StoredKey> {
-    records
-        .into_iter()
-        .map(|r| StoredKey {
-            pair: KeyPair::from_seed(&r.seed),
-            created_at: r.created_at,
-            retired_at: r.retired_at,
-        })
-        .collect()
-}
 
 /// Every signing key (oldest first), after deleting the retired ones older than `keep_for`.
 async fn load_keys(
@@ -95,30 +85,6 @@ async fn new_signing_key(
     };
     put_signing_key(c, &record).await?;
     Ok(record)
-}
-
-fn to_entry(seq: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
-    let r: AuditRecord = decode("audit", bytes)?;
-    let kind = EventKind::parse(&r.kind)
-        .ok_or_else(|| StoreError::Corrupt(format!("audit {seq}: unknown kind {:?}", r.kind)))?;
-    let actor = Actor::parse(&r.actor)
-        .ok_or_else(|| StoreError::Corrupt(format!("audit {seq}: unknown actor {:?}", r.actor)))?;
-    Ok(Entry {
-        seq: r.seq,
-        prev: r.prev,
-        hash: sha256(bytes),
-        event: Event {
-            kind,
-            at: r.at,
-            user_id: r.user_id,
-            actor,
-            ip: r.ip,
-            user_agent: r.user_agent,
-            session_id: r.session_id,
-            key_id: r.key_id,
-            detail: r.detail,
-        },
-    })
 }
 
 impl PgStore {
@@ -1113,44 +1079,17 @@ impl PgStore {
             .read_only(true)
             .start()
             .await?;
-        let anchor = anchor(&*tx).await?.map(|a| Anchor {
-            seq: a.seq,
-            hash: a.hash,
-            pruned: a.pruned,
-        });
-        let mut check = ChainCheck::new(anchor);
-        let mut broken = None;
-        let mut hash_at = None;
+        let anchor = anchor(&*tx).await?.map(|a| anchor_of(&a));
+        let mut walker = Walker::new(anchor, hash_of);
         for row in tx
             .query("SELECT seq, record FROM audit ORDER BY seq", &[])
             .await?
         {
-            let key = row.get::<_, i64>(0) as u64;
-            let bytes: &[u8] = row.get(1);
-            let hash = sha256(bytes);
-            let linked = match decode::<AuditRecord>("audit", bytes) {
-                Ok(r) => check.next(key, r.seq, r.prev, hash),
-                Err(_) => Err(BrokenLink {
-                    seq: key,
-                    why: "it does not decode".into(),
-                }),
-            };
-            if let Err(b) = linked {
-                broken = Some(b);
+            if !walker.entry(row.get::<_, i64>(0) as u64, row.get(1)) {
                 break;
             }
-            if Some(key) == hash_of {
-                hash_at = Some(hash);
-            }
         }
-        Ok(AuditWalk {
-            count: check.count,
-            head_seq: check.head_seq(),
-            head: check.head(),
-            broken,
-            hash_at,
-            anchor,
-        })
+        Ok(walker.finish())
     }
 
     /// Prune entries older than `before`, at most `max`, behind a moved anchor.
@@ -1208,15 +1147,10 @@ impl PgStore {
             .query_opt("SELECT record FROM audit WHERE seq = $1", &[&(seq as i64)])
             .await?)?;
         let set = "UPDATE audit SET record = $2 WHERE seq = $1";
-        let edited = |bytes: &[u8]| -> Result<Vec<u8>, StoreError> {
-            let mut r: AuditRecord = decode("audit", bytes)?;
-            r.kind = EventKind::LoginSucceeded.as_str().into();
-            r.ip = Some("192.0.2.1".into());
-            encode(&r)
-        };
         match how {
             Tamper::Edit => {
-                tx.execute(set, &[&(seq as i64), &edited(&bytes)?]).await?;
+                tx.execute(set, &[&(seq as i64), &tampered(&bytes)?])
+                    .await?;
             }
             Tamper::Delete => {
                 tx.execute("DELETE FROM audit WHERE seq = $1", &[&(seq as i64)])
@@ -1235,7 +1169,7 @@ impl PgStore {
                 tx.execute(set, &[&(seq as i64 + 1), &bytes]).await?;
             }
             Tamper::Rewrite => {
-                let mut fresh = edited(&bytes)?;
+                let mut fresh = tampered(&bytes)?;
                 tx.execute(set, &[&(seq as i64), &fresh]).await?;
                 let later = tx
                     .query(
@@ -1244,9 +1178,7 @@ impl PgStore {
                     )
                     .await?;
                 for row in later {
-                    let mut r: AuditRecord = decode("audit", row.get::<_, &[u8]>(1))?;
-                    r.prev = sha256(&fresh);
-                    fresh = encode(&r)?;
+                    fresh = relinked(row.get::<_, &[u8]>(1), &fresh)?;
                     tx.execute(set, &[&row.get::<_, i64>(0), &fresh]).await?;
                 }
             }
