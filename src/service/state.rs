@@ -81,9 +81,10 @@ impl AppState {
             return Ok(());
         }
         let _one_at_a_time = self.rotation.lock().await;
+        // A read: this runs on the bearer-check path when a token names a key not loaded yet.
         let stored = self
             .store
-            .signing_keys_or_create(now, self.config.key_keep_for())
+            .signing_keys(now, self.config.key_keep_for())
             .await?;
         let before = self.keyring().active().kid().to_string();
         self.set_keys(stored)?;

@@ -216,6 +216,8 @@ forward! {
     /// Damage the audit log, for tests of `audit verify`.
     #[doc(hidden)]
     fn tamper_audit(&self, seq: u64, how: Tamper) -> ();
+    /// The signing keys in use, read without writing anything.
+    fn signing_keys(&self, now: UnixTime, keep_for: i64) -> Vec<StoredKey>;
     /// The signing keys in use; the first is created on first start.
     fn signing_keys_or_create(&self, now: UnixTime, keep_for: i64) -> Vec<StoredKey>;
     /// Retire the signing key and make a new one.

@@ -24,6 +24,12 @@ pub struct StoredKey {
     pub retired_at: Option<UnixTime>,
 }
 
+/// Whether a key still verifies at `now`: not retired, or retired less than `keep_for` ago.
+pub(super) fn in_use(r: &SigningKeyRecord, now: UnixTime, keep_for: i64) -> bool {
+    r.retired_at
+        .is_none_or(|t| now < t.saturating_add(keep_for))
+}
+
 /// Every key (oldest first), after deleting the retired ones older than `keep_for`.
 fn load(
     tx: &WriteTransaction,
@@ -36,12 +42,10 @@ fn load(
     for row in table.iter()? {
         let (kid, bytes) = row?;
         let r: SigningKeyRecord = decode("signing_keys", bytes.value())?;
-        if r.retired_at
-            .is_some_and(|t| now >= t.saturating_add(keep_for))
-        {
-            expired.push(kid.value().to_string());
-        } else {
+        if in_use(&r, now, keep_for) {
             records.push(r);
+        } else {
+            expired.push(kid.value().to_string());
         }
     }
     for kid in expired {
@@ -77,6 +81,27 @@ pub(super) fn stored(records: Vec<SigningKeyRecord>) -> Vec<StoredKey> {
 }
 
 impl RedbStore {
+    /// The signing keys still in use, oldest first, read without writing anything.
+    pub async fn signing_keys(
+        &self,
+        now: UnixTime,
+        keep_for: i64,
+    ) -> Result<Vec<StoredKey>, StoreError> {
+        self.read(move |tx| {
+            let mut records = Vec::new();
+            for row in tx.open_table(SIGNING_KEYS)?.iter()? {
+                let (_, bytes) = row?;
+                let r: SigningKeyRecord = decode("signing_keys", bytes.value())?;
+                if in_use(&r, now, keep_for) {
+                    records.push(r);
+                }
+            }
+            records.sort_by_key(|r| r.created_at);
+            Ok(stored(records))
+        })
+        .await
+    }
+
     /// Every signing key still in use, oldest first; on first start, one is created.
     pub async fn signing_keys_or_create(
         &self,

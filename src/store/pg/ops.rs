@@ -18,7 +18,7 @@ use crate::secret::{Secret, SecretBytes};
 
 use super::super::audit::{anchor_of, relinked, tampered, to_entry, with_factor, Walker};
 use super::super::export::{hex32, line, read_lines, Line, FORMAT, VERSION};
-use super::super::keys::stored;
+use super::super::keys::{in_use, stored};
 use super::super::records::{
     decode, decode_user, encode, ApiKeyRecord, AuditAnchorRecord, AuditRecord, MailTokenRecord,
     OutboxRecord, SessionRecord, SigningKeyRecord, UserRecord, RECORD_VERSION,
@@ -45,13 +45,11 @@ async fn load_keys(
     for row in c.query("SELECT kid, record FROM signing_keys", &[]).await? {
         let kid: String = row.get(0);
         let r: SigningKeyRecord = decode("signing_keys", row.get::<_, &[u8]>(1))?;
-        if r.retired_at
-            .is_some_and(|t| now >= t.saturating_add(keep_for))
-        {
+        if in_use(&r, now, keep_for) {
+            records.push(r);
+        } else {
             c.execute("DELETE FROM signing_keys WHERE kid = $1", &[&kid])
                 .await?;
-        } else {
-            records.push(r);
         }
     }
     records.sort_by_key(|r| r.created_at);
@@ -737,6 +735,25 @@ impl PgStore {
     }
 
     // === signing keys ===
+
+    /// The signing keys still in use, oldest first, read without writing anything (what other
+    /// instances reload the keyring from).
+    pub async fn signing_keys(
+        &self,
+        now: UnixTime,
+        keep_for: i64,
+    ) -> Result<Vec<StoredKey>, StoreError> {
+        let c = self.client().await?;
+        let mut records = Vec::new();
+        for row in c.query("SELECT record FROM signing_keys", &[]).await? {
+            let r: SigningKeyRecord = decode("signing_keys", row.get::<_, &[u8]>(0))?;
+            if in_use(&r, now, keep_for) {
+                records.push(r);
+            }
+        }
+        records.sort_by_key(|r| r.created_at);
+        Ok(stored(records))
+    }
 
     /// Every signing key still in use, oldest first; on first start, one is created.
     pub async fn signing_keys_or_create(
