@@ -47,20 +47,9 @@ where
     O: FnOnce(Config) -> F,
     F: Future<Output = Result<Arc<AppState>, String>>,
 {
-    if out.exists() {
-        return Err(format!("{} already exists", out.display()));
-    }
-    let Ok(stream) = UnixStream::connect(socket_path(config)) else {
-        let out = std::path::absolute(out).map_err(|e| e.to_string())?;
-        let cmd = AdminCommand::Backup {
-            path: out.display().to_string(),
-        };
-        return offline(config, cmd, open);
-    };
-    receive(stream, SNAPSHOT, out, |p| {
-        check_backup(p).map_err(|e| format!("the backup does not open: {e}"))
-    })
-    .map(|bytes| json!({"backup": out.display().to_string(), "bytes": bytes}))
+    let check = |p: &Path| check_backup(p).map_err(|e| format!("the backup does not open: {e}"));
+    let path = |path| AdminCommand::Backup { path };
+    dump(config, out, open, SNAPSHOT, path, check, "backup")
 }
 
 /// An export of every record (JSON lines) for the CLI: streamed from the running server, or
@@ -70,18 +59,34 @@ where
     O: FnOnce(Config) -> F,
     F: Future<Output = Result<Arc<AppState>, String>>,
 {
+    let path = |path| AdminCommand::Export { path };
+    dump(config, out, open, EXPORT, path, check_export, "export")
+}
+
+/// A new file at `out` with what the running server streams for `word` (checked with `check`),
+/// or, with no server, what `offline` (given the absolute path) writes from the database.
+fn dump<O, F>(
+    config: &Config,
+    out: &Path,
+    open: O,
+    word: &str,
+    offline_cmd: impl FnOnce(String) -> AdminCommand,
+    check: impl Fn(&Path) -> Result<(), String>,
+    name: &str,
+) -> Result<Value, String>
+where
+    O: FnOnce(Config) -> F,
+    F: Future<Output = Result<Arc<AppState>, String>>,
+{
     if out.exists() {
         return Err(format!("{} already exists", out.display()));
     }
     let Ok(stream) = UnixStream::connect(socket_path(config)) else {
         let out = std::path::absolute(out).map_err(|e| e.to_string())?;
-        let cmd = AdminCommand::Export {
-            path: out.display().to_string(),
-        };
-        return offline(config, cmd, open);
+        return offline(config, offline_cmd(out.display().to_string()), open);
     };
-    receive(stream, EXPORT, out, check_export)
-        .map(|bytes| json!({"export": out.display().to_string(), "bytes": bytes}))
+    receive(stream, word, out, check)
+        .map(|bytes| json!({name: out.display().to_string(), "bytes": bytes}))
 }
 
 /// An export starts with its header line.
