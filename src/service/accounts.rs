@@ -118,7 +118,10 @@ pub async fn login(
         Ok(g) => g,
         Err(e) => {
             if let Some(r) = &record {
-                if guesses::is_locked(state, &r.id).await.unwrap_or(false) {
+                if super::limits::is_locked(state, &r.id)
+                    .await
+                    .unwrap_or(false)
+                {
                     let reason = LoginFailure::Locked;
                     super::audit::login_failed(state, r, reason, &client, false).await;
                 }

@@ -12,7 +12,6 @@ use crate::error::Error;
 use crate::service::state::AppState;
 
 use super::limits;
-use super::lockout;
 use super::rate_limit::Bucket;
 
 /// A guess in progress. Dropping it without a verdict leaves it counted as a failure, which is
@@ -63,18 +62,7 @@ async fn start<'a>(
     if let Some(user) = user {
         let known = known_networks_pass
             && ip.is_some_and(|ip| is_known_network(&user.login_networks, ip, now));
-        let id = user.id.clone();
-        let shared = state
-            .store
-            .update_shared(lock_key(&id), now, |b| {
-                lockout::shared::begin(b, &id, now, known)
-            })
-            .await?;
-        let begun = match shared {
-            Some(begun) => begun,
-            None => state.account_lock.begin(&user.id, now, known),
-        };
-        match begun {
+        match limits::begin_attempt(state, &user.id, known).await? {
             Ok(l) => locks = l,
             Err(e) => {
                 limits::give_back_client(state, Bucket::Failures, ip);
@@ -91,25 +79,11 @@ async fn start<'a>(
     })
 }
 
-fn lock_key(user_id: &str) -> String {
-    format!("lock:{user_id}")
-}
-
-/// Whether the account is locked now, as the guesses of every instance left it.
-pub async fn is_locked(state: &AppState, user_id: &str) -> Result<bool, Error> {
-    if state.store.is_redb() {
-        return Ok(state.account_lock.is_locked(user_id, state.now()));
-    }
-    let bytes = state.store.read_shared(lock_key(user_id)).await?;
-    Ok(lockout::shared::is_locked(bytes.as_deref(), state.now()))
-}
-
 impl Guess<'_> {
     /// It was right: the account's run of failures ends and the client's attempt is returned.
     pub fn succeeded(self) {
         if let Some(id) = &self.user_id {
-            self.state.account_lock.succeed(id);
-            limits::update_shared_later(self.state, lock_key(id), |_| Vec::new());
+            limits::end_run(self.state, id);
         }
         limits::give_back_client(self.state, Bucket::Failures, self.ip);
     }
@@ -117,8 +91,7 @@ impl Guess<'_> {
     /// A right password still waiting for its code: not a failure, but not a success either.
     pub fn pending(self) {
         if let Some(id) = &self.user_id {
-            self.state.account_lock.undo(id);
-            limits::update_shared_later(self.state, lock_key(id), lockout::shared::undo);
+            limits::undo_attempt(self.state, id);
         }
         limits::give_back_client(self.state, Bucket::Failures, self.ip);
     }

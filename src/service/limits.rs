@@ -1,14 +1,67 @@
-//! Per-client and per-account limits as the whole deployment sees them: with a store several
-//! instances share, each bucket is a row every instance updates (guesses, logins,
-//! registrations, refused refresh tokens, reset requests, an account's writes and mail, spread
-//! over instances, count together); on the embedded store, this process's memory.
+//! Limits and the account lock as the whole deployment sees them: with a store several
+//! instances share, each bucket and each account's run of failed guesses is a row every instance
+//! updates (guesses, logins, registrations, refused refresh tokens, reset requests, an account's
+//! writes and mail, spread over instances, count together); on the embedded store, this
+//! process's memory. The one place that decides which.
 
 use std::net::IpAddr;
 
 use crate::error::Error;
 use crate::service::state::AppState;
 
+use super::lockout;
 use super::rate_limit::{self, Bucket};
+
+fn lock_key(user_id: &str) -> String {
+    format!("lock:{user_id}")
+}
+
+/// Count an attempt against the account's lock (see `lockout`): 429 while locked, unless from a
+/// `known` network; `Ok(true)` when this attempt is the one that locks.
+pub async fn begin_attempt(
+    state: &AppState,
+    user_id: &str,
+    known: bool,
+) -> Result<Result<bool, Error>, Error> {
+    let now = state.now();
+    if state.store.is_redb() {
+        return Ok(state.account_lock.begin(user_id, now, known));
+    }
+    let begun = state
+        .store
+        .update_shared(lock_key(user_id), now, |b| {
+            lockout::shared::begin(b, user_id, now, known)
+        })
+        .await?;
+    Ok(begun.unwrap_or(Ok(false)))
+}
+
+/// A success ends the account's run of failures.
+pub fn end_run(state: &AppState, user_id: &str) {
+    if state.store.is_redb() {
+        state.account_lock.succeed(user_id);
+    } else {
+        update_shared_later(state, lock_key(user_id), |_| Vec::new());
+    }
+}
+
+/// Take back an attempt that was no failure.
+pub fn undo_attempt(state: &AppState, user_id: &str) {
+    if state.store.is_redb() {
+        state.account_lock.undo(user_id);
+    } else {
+        update_shared_later(state, lock_key(user_id), lockout::shared::undo);
+    }
+}
+
+/// Whether the account is locked now, as the guesses of every instance left it.
+pub async fn is_locked(state: &AppState, user_id: &str) -> Result<bool, Error> {
+    if state.store.is_redb() {
+        return Ok(state.account_lock.is_locked(user_id, state.now()));
+    }
+    let bytes = state.store.read_shared(lock_key(user_id)).await?;
+    Ok(lockout::shared::is_locked(bytes.as_deref(), state.now()))
+}
 
 fn key(state: &AppState, bucket: Bucket, ip: IpAddr) -> String {
     format!("{}:{}", bucket.name(), state.rate_limiter.network(ip))
