@@ -650,3 +650,65 @@ async fn the_chain_verifies_names_a_damaged_entry_and_survives_retention() {
     let why = broken["error"].as_str().expect("error");
     assert!(why.contains("broken at entry ev-5"), "{why}");
 }
+
+#[tokio::test]
+async fn every_reason_a_known_login_fails_and_a_users_own_verification_are_recorded() {
+    let app = TestApp::spawn().await;
+    let (t, _, _) = crate::two_factor::enabled_user(&app, "reasons@example.com").await;
+    let r = app
+        .post(
+            "/v1/auth/login",
+            json!({"email": "reasons@example.com", "password": PASSWORD, "totp_code": "000000"}),
+        )
+        .await;
+    assert_eq!(r.code(), "invalid_totp_code");
+    let off = app.register("reasons-off@example.com").await;
+    let r = admin(
+        &app,
+        json!({"cmd": "user_disable", "email": "reasons-off@example.com"}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(
+        app.login("reasons-off@example.com", PASSWORD).await.code(),
+        "account_disabled"
+    );
+    // The owner proves the address with the mailed link (file transport).
+    let token = crate::pages::filed_token(&app, "/verify-email", &[]).await;
+    let r = app
+        .post("/v1/auth/email/verify", json!({ "token": token }))
+        .await;
+    assert_eq!(r.status, 200);
+    let all = operator_entries(&app).await;
+    let reason_of = |user: &str| {
+        all.iter()
+            .rfind(|e| e["type"] == "login_failed" && e["user_id"] == user)
+            .map(|e| e["detail"]["reason"].clone())
+    };
+    assert_eq!(reason_of(&t.user_id), Some(json!("wrong_code")));
+    assert_eq!(reason_of(&off.user_id), Some(json!("disabled")));
+    let verified = all
+        .iter()
+        .find(|e| e["type"] == "email_verified")
+        .expect("email_verified");
+    assert_eq!(verified["actor"], "user");
+    assert!(verified["user_id"].is_string());
+    assert_eq!(verified["ip"], "127.0.0.1");
+
+    // With verification required, a right password on an unverified account is on record too.
+    let strict = TestApp::spawn_with("[accounts]\nrequire_verified_email = true").await;
+    let u = strict.register("reasons-strict@example.com").await;
+    assert_eq!(
+        strict
+            .login("reasons-strict@example.com", PASSWORD)
+            .await
+            .code(),
+        "email_not_verified"
+    );
+    let all = operator_entries(&strict).await;
+    let failed = all
+        .iter()
+        .find(|e| e["type"] == "login_failed" && e["user_id"] == u.user_id.as_str())
+        .expect("login_failed");
+    assert_eq!(failed["detail"]["reason"], "email_not_verified");
+}
